@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up everything podsec needs on a Debian machine (idempotent, quick when done), then run
+# the given command inside the project's virtualenv:  bash scripts/dev.sh podsec check examples/
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+apt_pkgs=(runc crun busybox-static skopeo docker-registry acl attr python3-venv util-linux iproute2)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "podsec setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+venv="$here/.venv"
+stamp="$venv/.podsec-installed"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" >&2
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  "$venv/bin/pip" install -q --disable-pip-version-check -e ".[test]" >&2
+  touch "$stamp"
+fi
+export PATH="$venv/bin:$PATH"
+[ "$#" -gt 0 ] || exit 0
+exec "$@"

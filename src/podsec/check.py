@@ -1,0 +1,157 @@
+"""The static pipeline: loaded objects → validation, resolution, Pod Security Standards, findings.
+
+``podsec check`` and ``podsec explain`` are thin renderers over :func:`analyze`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from podsec.findings import Finding
+from podsec.manifest.kinds import Workload, workload_of
+from podsec.manifest.loader import K8sObject, LoadResult
+from podsec.model import ResolvedPod
+from podsec.resolve import ImageLookup, resolve_pod
+
+PSS_SEVERITY = "high"
+DEFAULT_LEVEL = "restricted"
+
+
+@dataclass(slots=True)
+class Policy:
+    level: str
+    version: str
+    source: str  # "--level", "namespace <name>", "default"
+
+
+@dataclass(slots=True)
+class WorkloadReport:
+    workload: Workload
+    resolved: ResolvedPod
+    policy: Policy
+    pss: object | None  # podsec.policy.pss.PSSResult
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def pss_allowed(self) -> bool:
+        return self.pss is None or bool(getattr(self.pss, "allowed", True))
+
+
+@dataclass(slots=True)
+class Analysis:
+    reports: list[WorkloadReport]
+    objects: list[K8sObject]
+    namespace_errors: list[str] = field(default_factory=list)
+
+
+def namespace_policies(objects: list[K8sObject]) -> tuple[dict[str, Policy], list[str]]:
+    """Enforce policies from ``Namespace`` objects in the input, as admission reads their labels."""
+    from podsec.policy.pss import namespace_policy
+
+    out: dict[str, Policy] = {}
+    errors: list[str] = []
+    for o in objects:
+        if o.kind != "Namespace" or not o.name:
+            continue
+        labels = o.metadata.get("labels")
+        if not isinstance(labels, dict) or not any(
+            isinstance(k, str) and k.startswith("pod-security.kubernetes.io/enforce") for k in labels
+        ):
+            continue
+        level, version, errs = namespace_policy(labels)
+        out[o.name] = Policy(level, version, f"namespace {o.name}")
+        errors += [f"{o.source.display}:{o.line_of(('metadata', 'labels'))}: Namespace/{o.name}: {e}" for e in errs]
+    return out, errors
+
+
+def analyze(
+    loaded: LoadResult,
+    *,
+    level: str | None = None,
+    version: str | None = None,
+    images: ImageLookup | None = None,
+    allow_privileged: bool = True,
+    feature_gates: frozenset[str] = frozenset(),
+) -> Analysis:
+    """Check every workload in ``loaded``; raises InputError (exit 2) on undecodable input."""
+    from podsec.api.types import check_types
+    from podsec.api.validation import ValidationOptions, validate_pod
+    from podsec.policy.checks import run_checks
+    from podsec.policy.pss import evaluate
+
+    ns_policies, ns_errors = namespace_policies(loaded.objects)
+    vopts = ValidationOptions(allow_privileged=allow_privileged)
+    reports: list[WorkloadReport] = []
+    for obj in loaded.objects:
+        wl = workload_of(obj)
+        if wl is None:
+            continue
+        type_errors = check_types(wl.metadata, wl.spec)
+        if type_errors:
+            e = type_errors[0]
+            raise obj.error(e.render(wl.template)[len(wl.field(e.path)) + 2 :], wl.template + e.path,
+                            field=wl.field(e.path))
+        findings: list[Finding] = []
+        for err in validate_pod(wl.metadata, wl.spec, vopts):
+            findings.append(
+                Finding("API", "critical", err.render(wl.template), err.path,
+                        why="The API server rejects the object with this error.",
+                        fix="correct the field as the message says")
+            )
+        if level is not None:
+            policy = Policy(level, version or "latest", "--level")
+        elif wl.namespace and wl.namespace in ns_policies:
+            policy = ns_policies[wl.namespace]
+            if version is not None:
+                policy = Policy(policy.level, version, policy.source + " (--version)")
+        elif not wl.namespace and "default" in ns_policies:
+            policy = ns_policies["default"]
+        else:
+            policy = Policy(DEFAULT_LEVEL, version or "latest", "default")
+        resolved = resolve_pod(wl.metadata, wl.spec, images, kind=wl.kind)
+        pss = evaluate(wl.metadata, wl.spec, policy.level, policy.version)
+        for fail in pss.failures:
+            paths = list(fail.fields) or [("spec",)]
+            detail = f"{fail.reason} ({fail.detail})" if fail.detail else fail.reason
+            findings.append(
+                Finding(
+                    f"PSS:{fail.id}", PSS_SEVERITY, detail, tuple(paths[0]),
+                    why=f'Pod Security Admission "{policy.level}:{policy.version}" rejects the pod.',
+                    fix=_pss_fix(fail.id),
+                    extra={"paths": [tuple(p) for p in paths]},
+                )
+            )
+        findings += run_checks(wl.metadata, wl.spec, resolved)
+        for f in findings:
+            f.field = wl.field(f.path)
+            f.line = wl.line_of(f.path)
+        reports.append(WorkloadReport(wl, resolved, policy, pss, findings))
+    return Analysis(reports, loaded.objects, ns_errors)
+
+
+_PSS_FIXES = {
+    "allowPrivilegeEscalation": "set securityContext.allowPrivilegeEscalation: false in each container",
+    "capabilities_restricted": 'set securityContext.capabilities.drop: ["ALL"]; add back only NET_BIND_SERVICE',
+    "capabilities_baseline": "remove capabilities outside the default set from capabilities.add",
+    "runAsNonRoot": "set securityContext.runAsNonRoot: true (pod or every container)",
+    "runAsUser": "do not set runAsUser: 0; use a non-zero uid",
+    "seccompProfile_restricted": "set spec.securityContext.seccompProfile.type: RuntimeDefault",
+    "seccompProfile_baseline": "do not set seccompProfile type Unconfined",
+    "privileged": "remove securityContext.privileged: true",
+    "hostNamespaces": "remove hostNetwork/hostPID/hostIPC",
+    "hostPathVolumes": "replace hostPath volumes with emptyDir, configMap or a persistentVolumeClaim",
+    "restrictedVolumes": "use only configMap, csi, downwardAPI, emptyDir, ephemeral, image, "
+    "persistentVolumeClaim, projected or secret volumes",
+    "hostPorts": "remove hostPort from container ports",
+    "procMount": "remove procMount (or set it to Default)",
+    "procMount_restricted": "remove procMount (or set it to Default)",
+    "seLinuxOptions": "use only container_t-family SELinux types and do not set user or role",
+    "sysctls": "use only the safe sysctls",
+    "appArmorProfile": "use AppArmor RuntimeDefault or Localhost",
+    "windowsHostProcess": "remove windowsOptions.hostProcess",
+    "hostProbesAndHostLifecycle": "remove host from probes and lifecycle handlers",
+}
+
+
+def _pss_fix(check_id: str) -> str:
+    return _PSS_FIXES.get(check_id, "see the Pod Security Standards")

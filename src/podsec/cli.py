@@ -1,0 +1,182 @@
+"""The ``podsec`` command line: parse arguments, call the library, render. Nothing else lives here.
+
+Imports are lazy so ``podsec check`` starts fast; every PodsecError becomes one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from podsec import __version__
+from podsec.errors import PodsecError
+
+DEFAULT_ROOT = "/var/lib/podsec"
+DEFAULT_STATE = "/run/podsec"
+FORMATS_CHECK = ("table", "json", "yaml", "sarif", "junit")
+SEVERITY_CHOICES = ("critical", "high", "medium", "low", "info")
+
+
+class PodsecGroup(click.Group):
+    """Turns podsec errors into one line and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PodsecError as exc:
+            click.echo(f"podsec: {exc.render()}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("podsec: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+            if os.environ.get("PODSEC_DEBUG"):
+                raise
+            click.echo(f"podsec: internal error: {type(exc).__name__}: {exc} (set PODSEC_DEBUG=1 for details)",
+                       err=True)
+            sys.exit(3)
+
+
+@click.group(cls=PodsecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="podsec")
+@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="PODSEC_ROOT",
+              help="Image store directory.")
+@click.option("--state", default=DEFAULT_STATE, show_default=True, envvar="PODSEC_STATE",
+              help="Directory for running pods' state.")
+@click.pass_context
+def cli(ctx: click.Context, root: str, state: str) -> None:
+    """Make Kubernetes securityContext real on one machine: check, explain and run pods."""
+    ctx.obj = {"root": root, "state": state}
+
+
+def image_lookup(root: str) -> Callable[[str], Any] | None:
+    """Image info from the local store, when there is one, so resolve can use USER and /etc/passwd."""
+    if not os.path.exists(os.path.join(root, "oci", "index.json")):
+        return None
+    from podsec.image.store import ImageStore
+
+    store = ImageStore(__import__("pathlib").Path(root))
+    cache: dict[str, Any] = {}
+
+    def lookup(ref: str) -> Any:
+        if ref not in cache:
+            try:
+                cache[ref] = store.info(ref) if store.resolve(ref) is not None else None
+            except PodsecError:
+                cache[ref] = None
+        return cache[ref]
+
+    return lookup
+
+
+def _load(files: tuple[str, ...]) -> Any:
+    from podsec.manifest.loader import load
+
+    if not files:
+        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin")
+    return load(files)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, metavar="FILE|DIR|-")
+@click.option("--level", type=click.Choice(("privileged", "baseline", "restricted")),
+              help="Pod Security Standards level (default: a Namespace's enforce label, else restricted).")
+@click.option("--version", "pss_version", metavar="v1.N|latest",
+              help="Pod Security Standards version (default: latest = v1.37).")
+@click.option("-o", "--output", type=click.Choice(FORMATS_CHECK), default="table", show_default=True)
+@click.option("--fail-on", type=click.Choice(SEVERITY_CHOICES), default="high", show_default=True,
+              help="Exit 1 when a finding is at least this severe (a Pod Security denial always fails).")
+@click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default="low", show_default=True,
+              help="Hide table rows below this severity.")
+@click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
+@click.pass_context
+def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_version: str | None, output: str,
+          fail_on: str, min_severity: str, no_images: bool) -> None:
+    """Validate manifests as the API server would and judge them against Pod Security Standards."""
+    from podsec.check import analyze
+    from podsec.policy.pss import parse_version
+    from podsec.report import check_report as rep
+
+    if pss_version is not None:
+        try:
+            parse_version(pss_version)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--version") from None
+    loaded = _load(files)
+    images = None if no_images else image_lookup(ctx.obj["root"])
+    analysis = analyze(loaded, level=level, version=pss_version, images=images)
+    for e in analysis.namespace_errors:
+        click.echo(f"podsec: warning: {e}", err=True)
+    out = sys.stdout
+    if output == "json":
+        rep.write_json(analysis, out)
+    elif output == "yaml":
+        rep.write_yaml(analysis, out)
+    elif output == "sarif":
+        rep.write_sarif(analysis, out)
+    elif output == "junit":
+        rep.write_junit(analysis, out, fail_on)
+    else:
+        rep.write_table(analysis, out, min_severity)
+    failed = any(
+        (not r.pss_allowed) or any(f.at_least(fail_on) for f in r.findings) for r in analysis.reports
+    )
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, metavar="FILE|DIR|-")
+@click.option("-o", "--output", type=click.Choice(("text", "json", "yaml")), default="text", show_default=True)
+@click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
+@click.pass_context
+def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool) -> None:
+    """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
+    from podsec.manifest.kinds import workload_of
+    from podsec.report.explain_report import pod_dict, render_text
+    from podsec.resolve import resolve_pod
+
+    loaded = _load(files)
+    images = None if no_images else image_lookup(ctx.obj["root"])
+    pods = []
+    for obj in loaded.objects:
+        wl = workload_of(obj)
+        if wl is None:
+            continue
+        from podsec.api.types import check_types
+
+        errs = check_types(wl.metadata, wl.spec)
+        if errs:
+            e = errs[0]
+            raise obj.error(e.render(wl.template)[len(wl.field(e.path)) + 2 :], wl.template + e.path,
+                            field=wl.field(e.path))
+        meta = dict(wl.metadata)
+        meta.setdefault("name", wl.name)
+        meta.setdefault("namespace", wl.namespace)
+        pods.append((resolve_pod(meta, wl.spec, images, kind=wl.kind), obj.source.display, obj.line_of()))
+    if output == "json":
+        import json
+
+        click.echo(json.dumps({"pods": [pod_dict(p, f, ln) for p, f, ln in pods]}, indent=2))
+    elif output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump({"pods": [pod_dict(p, f, ln) for p, f, ln in pods]}, sort_keys=False), nl=False)
+    else:
+        click.echo(render_text(pods), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="podsec")
+
+
+if __name__ == "__main__":
+    main()

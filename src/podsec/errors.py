@@ -1,0 +1,59 @@
+"""One exception family for everything podsec reports to a user.
+
+The CLI turns a :class:`PodsecError` into one line
+``podsec: <file>:<line>: <doc kind/name>: <field path>: <message>`` and exit code 2,
+so every layer raises these instead of letting a Python exception escape.
+"""
+
+from __future__ import annotations
+
+
+class PodsecError(Exception):
+    """A problem a user can act on, with where it happened when that is known."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        doc: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.doc = doc
+        self.field = field
+
+    def render(self) -> str:
+        """The one-line form the CLI prints (without the ``podsec: `` prefix)."""
+        parts: list[str] = []
+        if self.file is not None:
+            parts.append(f"{self.file}:{self.line}" if self.line else self.file)
+        if self.doc:
+            parts.append(self.doc)
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class InputError(PodsecError):
+    """Bad input: unreadable file, broken YAML, a wrong type in a field."""
+
+
+class ImageError(PodsecError):
+    """An image could not be loaded, found or unpacked."""
+
+
+class RuntimeFailure(PodsecError):
+    """The OCI runtime or the host refused to do what a pod needs."""
+
+    exit_code = 1

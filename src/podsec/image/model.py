@@ -1,0 +1,71 @@
+"""What podsec needs to know about an image: its config and its user databases.
+
+Kept free of I/O so :mod:`podsec.resolve` can be tested with hand-made images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class PasswdEntry:
+    name: str
+    uid: int
+    gid: int
+    home: str = "/"
+    shell: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEntry:
+    name: str
+    gid: int
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """An image as resolve sees it.
+
+    ``user`` is the config's ``User`` verbatim (``None`` when the key is absent).
+    ``passwd``/``group`` are ``None`` when the file does not exist in the rootfs,
+    which is different from an empty file for nobody but is kept apart anyway.
+    """
+
+    ref: str
+    user: str | None = None
+    env: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    working_dir: str = ""
+    volumes: tuple[str, ...] = ()
+    passwd: tuple[PasswdEntry, ...] | None = None
+    group: tuple[GroupEntry, ...] | None = None
+    config_digest: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def user_by_uid(self, uid: int) -> PasswdEntry | None:
+        """First passwd entry with this uid, as containerd's WithUserID looks it up."""
+        for entry in self.passwd or ():
+            if entry.uid == uid:
+                return entry
+        return None
+
+    def user_by_name(self, name: str) -> PasswdEntry | None:
+        for entry in self.passwd or ():
+            if entry.name == name:
+                return entry
+        return None
+
+    def group_by_name(self, name: str) -> GroupEntry | None:
+        for entry in self.group or ():
+            if entry.name == name:
+                return entry
+        return None
+
+    def group_name(self, gid: int) -> str | None:
+        for entry in self.group or ():
+            if entry.gid == gid:
+                return entry.name
+        return None

@@ -1,0 +1,308 @@
+"""Read manifests from files, directories and stdin into Kubernetes objects with their sources.
+
+Speed comes from parsing a whole stream at once with a Rust YAML parser and finding lines
+only when something asks (:mod:`podsec.manifest.locate`). Kubernetes reads YAML the way
+go-yaml v2 does (YAML 1.1: ``0644`` is octal, ``on`` is true); documents that use such
+scalars are re-parsed with PyYAML's YAML 1.1 loader so modes and booleans come out as a
+cluster would read them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from podsec.errors import InputError
+from podsec.manifest.locate import locate
+
+_DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t]|$)", re.M)
+_YAML11 = re.compile(
+    r"(?:^|[:,\[{\-])[ \t]*(?:0[0-7]+|[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)[ \t]*(?=[,\]}#\r\n]|$)",
+    re.M,
+)
+_DATE = re.compile(r"\d{4}-\d\d?-\d\d?")
+_HELM_SOURCE = re.compile(r"^# Source: (.+)$", re.M)
+_YAML_ERR = re.compile(r"line (\d+), column (\d+)")
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(slots=True)
+class Source:
+    """Where a document came from; its lines are split only when a line number is asked for."""
+
+    file: str
+    index: int  # 0-based document number in the file
+    first_line: int  # 1-based file line of the document's first text line
+    text: str
+    helm_source: str | None = None
+    _lines: list[str] | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        return self._lines
+
+    def line_of(self, path: tuple[str | int, ...]) -> int:
+        """1-based file line of a field path (or its deepest existing ancestor)."""
+        return self.first_line + locate(self.lines, self.text, path)
+
+    @property
+    def display(self) -> str:
+        """The file name people should see: Helm's template path when reading `helm template` output."""
+        if self.helm_source and self.file == "<stdin>":
+            return self.helm_source
+        return self.file
+
+
+@dataclass(slots=True)
+class K8sObject:
+    """One Kubernetes object; ``root`` is its path inside the document (``("items", 3)`` in a List)."""
+
+    obj: dict
+    source: Source
+    root: tuple[str | int, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        k = self.obj.get("kind")
+        return k if isinstance(k, str) else ""
+
+    @property
+    def metadata(self) -> dict:
+        m = self.obj.get("metadata")
+        return m if isinstance(m, dict) else {}
+
+    @property
+    def name(self) -> str:
+        n = self.metadata.get("name")
+        if isinstance(n, str):
+            return n
+        g = self.metadata.get("generateName")
+        return g if isinstance(g, str) else ""
+
+    @property
+    def namespace(self) -> str:
+        n = self.metadata.get("namespace")
+        return n if isinstance(n, str) and n else ""
+
+    def line_of(self, path: tuple[str | int, ...] = ()) -> int:
+        return self.source.line_of(self.root + path)
+
+    def label(self) -> str:
+        """``Deployment/web`` as messages name a document."""
+        return f"{self.kind or 'document'}/{self.name}" if self.name else (self.kind or "document")
+
+    def error(self, message: str, path: tuple[str | int, ...] = (), field: str | None = None) -> InputError:
+        from podsec.model import render_path
+
+        return InputError(
+            message,
+            file=self.source.display,
+            line=self.line_of(path),
+            doc=f"document {self.source.index + 1} ({self.label()})",
+            field=field if field is not None else (render_path(self.root + path) if path else None),
+        )
+
+
+@dataclass(slots=True)
+class LoadResult:
+    objects: list[K8sObject] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def iter_manifest_files(paths: Iterable[str]) -> Iterator[str]:
+    """Files to read, in a stable order; ``-`` is stdin; directories are walked recursively."""
+    for p in paths:
+        if p == "-":
+            yield p
+            continue
+        if os.path.isdir(p):
+            found = []
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for f in filenames:
+                    if f.endswith(MANIFEST_SUFFIXES):
+                        found.append(os.path.join(dirpath, f))
+            yield from sorted(found)
+        elif os.path.exists(p):
+            yield p
+        else:
+            raise InputError("no such file or directory", file=p)
+
+
+def read_text(path: str) -> tuple[str, str]:
+    """(display name, text) of a file or stdin, with one-line errors."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+            name = "<stdin>"
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            name = path
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc), file=path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", file=name) from None
+    return name, text.replace("\r\n", "\n")
+
+
+def load(paths: Iterable[str]) -> LoadResult:
+    """Load every object from ``paths`` (files, directories, ``-``)."""
+    result = LoadResult()
+    for path in iter_manifest_files(paths):
+        name, text = read_text(path)
+        result.files.append(name)
+        for src, obj in parse_documents(name, text):
+            add_object(result.objects, obj, src)
+    return result
+
+
+def add_object(out: list[K8sObject], obj: object, src: Source, root: tuple[str | int, ...] = ()) -> None:
+    """Append an object, expanding ``kind: List`` and rejecting what is not an object."""
+    if not isinstance(obj, dict):
+        kind = type(obj).__name__
+        kind = {"list": "a list", "str": "a string", "int": "a number", "bool": "a boolean"}.get(kind, kind)
+        line = src.line_of(root) if root else src.first_line
+        raise InputError(
+            f"expected a Kubernetes object (a mapping), got {kind}",
+            file=src.display,
+            line=line,
+            doc=f"document {src.index + 1}",
+        )
+    kind = obj.get("kind")
+    if not isinstance(kind, str) or not kind:
+        o = K8sObject(obj, src, root)
+        raise o.error("kind: Required value: Object 'Kind' is missing", ("kind",) if "kind" in obj else ())
+    if kind == "List" or (kind.endswith("List") and isinstance(obj.get("items"), list)):
+        items = obj.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise K8sObject(obj, src, root).error("items: expected a list", ("items",))
+        for i, item in enumerate(items):
+            add_object(out, item, src, (*root, "items", i))
+        return
+    out.append(K8sObject(obj, src, root))
+
+
+def split_documents(text: str) -> list[tuple[int, str]]:
+    """(0-based first line, text) of each YAML document, keeping empty ones as the parser does."""
+    markers = list(_DOC_MARKER.finditer(text))
+    if not markers:
+        return [(0, text)]
+    docs: list[tuple[int, str]] = []
+    line = 0
+    pre = text[: markers[0].start()]
+    if _has_content(pre):
+        docs.append((0, pre))
+    for i, m in enumerate(markers):
+        line = text.count("\n", 0, m.start())
+        eol = text.find("\n", m.start())
+        body_start = len(text) if eol < 0 else eol + 1
+        body_end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
+        if m.group(1) == "...":
+            # An end marker: any content up to the next marker is a new document only if real.
+            body = text[body_start:body_end]
+            if _has_content(body):
+                docs.append((line + 1, body))
+            continue
+        inline = text[m.end() : body_start].strip()
+        if inline:
+            docs.append((line, text[m.start() + 3 : body_end]))
+        else:
+            docs.append((line + 1, text[body_start:body_end]))
+    return docs
+
+
+def _has_content(chunk: str) -> bool:
+    for ln in chunk.split("\n"):
+        s = ln.strip()
+        if s and not s.startswith("#"):
+            return True
+    return False
+
+
+def parse_documents(name: str, text: str) -> list[tuple[Source, object]]:
+    """Parse a stream into (source, object) pairs, skipping empty documents."""
+    chunks = split_documents(text)
+    objs = _parse_fast(name, text, chunks)
+    out: list[tuple[Source, object]] = []
+    for idx, ((first, body), obj) in enumerate(zip(chunks, objs)):
+        if obj is None:
+            continue
+        helm = _HELM_SOURCE.search(body)
+        src = Source(name, idx, first + 1, body, helm.group(1).strip() if helm else None)
+        if _YAML11.search(body):
+            obj = _parse_yaml11(src)
+        elif _DATE.search(body):
+            obj = _stringify_dates(obj)
+        out.append((src, obj))
+    return out
+
+
+def _parse_fast(name: str, text: str, chunks: list[tuple[int, str]]) -> list[object]:
+    import yaml_rs
+
+    if len(chunks) > 1:
+        try:
+            parsed = yaml_rs.loads(text)
+        except Exception:
+            parsed = None
+        if isinstance(parsed, list) and len(parsed) == len(chunks):
+            return parsed
+    out: list[object] = []
+    for first, body in chunks:
+        try:
+            out.append(yaml_rs.loads(body) if _has_content(body) else None)
+        except Exception as exc:
+            raise _yaml_error(exc, name, first, len(out)) from None
+    return out
+
+
+def _yaml_error(exc: Exception, name: str, first: int, index: int) -> InputError:
+    msg = str(exc)
+    m = _YAML_ERR.search(msg)
+    line = first + int(m.group(1)) if m else first + 1
+    reason = msg.strip().splitlines()[-1].strip() if msg.strip() else "invalid YAML"
+    reason = re.sub(r"^\|?\s*\^*\s*", "", reason) or msg.splitlines()[0]
+    return InputError(f"invalid YAML: {reason}", file=name, line=line, doc=f"document {index + 1}")
+
+
+def _parse_yaml11(src: Source) -> object:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        obj = yaml.load(src.text, Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = src.first_line + (mark.line if mark else 0)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"invalid YAML: {problem}", file=src.display, line=line,
+                         doc=f"document {src.index + 1}") from None
+    return _stringify_dates(obj)
+
+
+def _stringify_dates(obj: object) -> object:
+    """Timestamps become strings, as the JSON round trip of sigs.k8s.io/yaml makes them."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, (dict, list, datetime.date)):
+                obj[k] = _stringify_dates(v)
+        return obj
+    if isinstance(obj, list):
+        return [_stringify_dates(v) for v in obj]
+    if isinstance(obj, datetime.datetime):
+        return obj.isoformat().replace("+00:00", "Z")
+    if isinstance(obj, datetime.date):
+        return obj.isoformat()
+    return obj

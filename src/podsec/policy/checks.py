@@ -1,0 +1,323 @@
+"""podsec's own checks: what Pod Security Standards do not catch but breaks pods or misleads people.
+
+Each check is a small function of the pod template and its resolved view, registered with an
+ID, a severity, why it matters and how to fix it. They read the resolved object, so they
+agree with ``explain`` and ``run`` by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from podsec.findings import Finding
+from podsec.model import ResolvedContainer, ResolvedPod
+
+CheckFn = Callable[[dict, dict, ResolvedPod], Iterator[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInfo:
+    id: str
+    severity: str
+    title: str
+    why: str
+    fn: CheckFn
+
+
+REGISTRY: list[CheckInfo] = []
+
+
+def check(id: str, severity: str, title: str, why: str) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        REGISTRY.append(CheckInfo(id, severity, title, why, fn))
+        return fn
+
+    return register
+
+
+def _d(v: object) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _containers(spec: dict) -> Iterator[tuple[str, int, dict]]:
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for i, c in enumerate(spec.get(key) or ()):
+            if isinstance(c, dict):
+                yield key, i, c
+
+
+def _sc_path(rc: ResolvedContainer, spec: dict, *rest: str | int) -> tuple[str | int, ...]:
+    c = spec[rc.path[1]][rc.path[2]]
+    if "securityContext" not in c:
+        return rc.path
+    return (*rc.path, "securityContext", *rest)
+
+
+@check(
+    "PS001", "critical", "pod can never start: runAsNonRoot fails",
+    "The kubelet verifies runAsNonRoot before creating the container; when it fails the container "
+    "stays in CreateContainerConfigError forever.",
+)
+def run_as_non_root_fails(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    for rc in pod.containers:
+        nr = rc.run_as_non_root
+        if nr.ok is not False or not nr.message:
+            continue
+        c = spec[rc.path[1]][rc.path[2]]
+        sc = _d(c.get("securityContext"))
+        if "runAsUser" in sc:
+            path = (*rc.path, "securityContext", "runAsUser")
+            fix = "remove runAsUser: 0 or set it to a non-zero uid, e.g. 1000"
+        elif "runAsUser" in _d(spec.get("securityContext")):
+            path = ("spec", "securityContext", "runAsUser")
+            fix = "set runAsUser to a non-zero uid"
+        else:
+            path = (*rc.path, "image")
+            fix = "set securityContext.runAsUser to a non-zero uid (e.g. 1000), or use an image with a numeric USER"
+        yield Finding(
+            "PS001", "critical", f'container "{rc.name}" will not start: {nr.message}',
+            path, fix=fix, container=rc.name,
+        )
+
+
+@check(
+    "PS002", "medium", "runAsNonRoot depends on an image USER podsec cannot see",
+    "With runAsNonRoot and no runAsUser, the kubelet accepts only an image whose USER is numeric and "
+    "not 0; a named USER (even 'nginx') or no USER makes the container fail to start.",
+)
+def run_as_non_root_unverifiable(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    for rc in pod.containers:
+        if rc.run_as_non_root.ok is None:
+            yield Finding(
+                "PS002", "medium",
+                f'container "{rc.name}" sets runAsNonRoot without runAsUser: it starts only if image '
+                f'"{rc.image}" has a numeric, non-zero USER',
+                (*rc.path, "image"),
+                fix="set securityContext.runAsUser (e.g. 1000), or load the image with `podsec image load` "
+                "so podsec can read its USER",
+                container=rc.name,
+            )
+
+
+@check(
+    "PS003", "high", "capability name that the runtime will not understand",
+    "Kubernetes passes capability names verbatim; containerd prefixes CAP_ and upper-cases them, so "
+    "CAP_NET_ADMIN becomes CAP_CAP_NET_ADMIN, which runc silently ignores and crun rejects. Lower-case "
+    "names work at runtime but fail Pod Security baseline, which compares names exactly.",
+)
+def capability_names(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    for key, i, c in _containers(spec):
+        caps = _d(_d(c.get("securityContext")).get("capabilities"))
+        for op in ("add", "drop"):
+            names = caps.get(op)
+            if not isinstance(names, list):
+                continue
+            for j, name in enumerate(names):
+                if not isinstance(name, str) or name.upper() == "ALL":
+                    continue
+                path = ("spec", key, i, "securityContext", "capabilities", op, j)
+                if name.upper().startswith("CAP_"):
+                    effect = (
+                        "is never added (runc ignores it; crun fails to start the container)"
+                        if op == "add"
+                        else "drops nothing"
+                    )
+                    yield Finding(
+                        "PS003", "high",
+                        f'container "{c.get("name")}" capabilities.{op} "{name}" becomes "CAP_{name.upper()}" '
+                        f"and {effect}",
+                        path, fix=f'write "{name[4:].upper()}" without the CAP_ prefix', container=c.get("name"),
+                    )
+                elif name != name.upper():
+                    yield Finding(
+                        "PS003", "low",
+                        f'container "{c.get("name")}" capabilities.{op} "{name}" is not upper case: it works '
+                        "at runtime but Pod Security Admission compares names exactly",
+                        path, fix=f'write "{name.upper()}"', container=c.get("name"),
+                    )
+
+
+@check(
+    "PS004", "medium", "added capabilities are not effective for a non-root user",
+    "Kubernetes has no ambient capabilities: for a non-zero uid the kernel clears the effective and "
+    "permitted sets at exec, so capabilities.add only widens the bounding set (kubernetes#56374).",
+)
+def caps_for_non_root(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    for rc in pod.containers:
+        if rc.identity.uid in (0, None) or rc.privileged:
+            continue
+        c = spec[rc.path[1]][rc.path[2]]
+        add = _d(_d(c.get("securityContext")).get("capabilities")).get("add")
+        if not isinstance(add, list):
+            continue
+        names = [a for a in add if isinstance(a, str) and a.upper() != "ALL"]
+        if not names:
+            continue
+        only_nbs = all(n.upper().removeprefix("CAP_") == "NET_BIND_SERVICE" for n in names)
+        note = (
+            " (binding ports below 1024 still works: containerd sets net.ipv4.ip_unprivileged_port_start=0)"
+            if only_nbs
+            else ""
+        )
+        yield Finding(
+            "PS004", "low" if only_nbs else "medium",
+            f'container "{rc.name}" runs as uid {rc.identity.uid}, so the added capabilities '
+            f"{', '.join(names)} are only in its bounding set, not effective{note}",
+            (*rc.path, "securityContext", "capabilities", "add"),
+            fix="grant file capabilities in the image (setcap) and keep allowPrivilegeEscalation unset, "
+            "or run as root with capabilities drop: [ALL] plus only what is needed",
+            container=rc.name,
+        )
+
+
+@check(
+    "PS005", "high", "container turns seccomp off although the pod asks for it",
+    "A container's seccompProfile replaces the pod's, so Unconfined in one container removes the "
+    "RuntimeDefault filter the pod set for everyone.",
+)
+def seccomp_override(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    pod_type = _d(_d(spec.get("securityContext")).get("seccompProfile")).get("type")
+    if pod_type not in ("RuntimeDefault", "Localhost"):
+        return
+    for rc in pod.containers:
+        if rc.seccomp.type == "Unconfined" and rc.seccomp.source == "container":
+            yield Finding(
+                "PS005", "high",
+                f'container "{rc.name}" sets seccompProfile Unconfined, overriding the pod\'s {pod_type}',
+                (*rc.path, "securityContext", "seccompProfile", "type"),
+                fix="remove the container's seccompProfile, or use a Localhost profile that allows what it needs",
+                container=rc.name,
+            )
+
+
+@check(
+    "PS006", "medium", "read-only root filesystem with nowhere to write",
+    "With readOnlyRootFilesystem every write outside a volume fails with EROFS; most programs write "
+    "at least to /tmp.",
+)
+def readonly_without_writable(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    for rc in pod.containers:
+        if rc.readonly_rootfs and not rc.writable_mounts:
+            yield Finding(
+                "PS006", "medium",
+                f'container "{rc.name}" has a read-only root filesystem and no writable volume mount',
+                (*rc.path, "securityContext", "readOnlyRootFilesystem"),
+                fix="mount an emptyDir at each path the app writes (often /tmp); `podsec trace` finds them",
+                container=rc.name,
+            )
+
+
+_NO_OWNERSHIP = {"hostPath": "hostPath", "nfs": "NFS"}
+
+
+@check(
+    "PS007", "medium", "fsGroup does not change ownership of this volume",
+    "The kubelet applies fsGroup ownership only to emptyDir, configMap, secret, projected, downwardAPI and "
+    "to block/CSI volumes that support it; hostPath and NFS files keep their owner and mode, so the "
+    "group only becomes a supplementary group.",
+)
+def fsgroup_ignored(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    psc = _d(spec.get("securityContext"))
+    if psc.get("fsGroup") is None and psc.get("fsGroupChangePolicy") is None:
+        return
+    used = {m.name for rc in pod.containers for m in rc.mounts}
+    for i, v in enumerate(spec.get("volumes") or ()):
+        if not isinstance(v, dict):
+            continue
+        for key, label in _NO_OWNERSHIP.items():
+            if v.get(key) is not None and v.get("name") in used:
+                yield Finding(
+                    "PS007", "medium",
+                    f'volume "{v.get("name")}" is {label}: fsGroup/fsGroupChangePolicy do not change its '
+                    "files' group or mode",
+                    ("spec", "volumes", i, key),
+                    fix="set the directory's group and setgid bit on the server (or `podsec perms --fix`), or "
+                    "run the pod with a runAsUser/runAsGroup that already owns the files",
+                )
+
+
+_LSIO_ENV = ("PUID", "PGID")
+
+
+@check(
+    "PS008", "high", "PUID/PGID image fights the securityContext",
+    "linuxserver.io-style images start as root (s6-overlay /init) and drop to PUID:PGID themselves; "
+    "runAsUser/runAsNonRoot or allowPrivilegeEscalation: false stop that init from working.",
+)
+def puid_pgid_conflict(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    psc = _d(spec.get("securityContext"))
+    for key, i, c in _containers(spec):
+        names = {e.get("name") for e in c.get("env") or () if isinstance(e, dict)}
+        found = [n for n in _LSIO_ENV if n in names]
+        if not found:
+            continue
+        sc = _d(c.get("securityContext"))
+        conflicts = []
+        for fld in ("runAsUser", "runAsNonRoot"):
+            if sc.get(fld) not in (None, 0, False):
+                conflicts.append((f"securityContext.{fld}", ("spec", key, i, "securityContext", fld)))
+            elif psc.get(fld) not in (None, 0, False):
+                conflicts.append((f"pod securityContext.{fld}", ("spec", "securityContext", fld)))
+        if sc.get("allowPrivilegeEscalation") is False:
+            conflicts.append(
+                ("allowPrivilegeEscalation: false", ("spec", key, i, "securityContext", "allowPrivilegeEscalation"))
+            )
+        caps = _d(sc.get("capabilities"))
+        if any(isinstance(d, str) and d.upper() == "ALL" for d in caps.get("drop") or ()):
+            conflicts.append(
+                ("capabilities.drop: [ALL]", ("spec", key, i, "securityContext", "capabilities", "drop"))
+            )
+        if not conflicts:
+            continue
+        yield Finding(
+            "PS008", "high",
+            f'container "{c.get("name")}" sets {"/".join(found)} (the image drops privileges itself) '
+            f"together with {', '.join(x for x, _ in conflicts)}: its init cannot switch users and will fail",
+            conflicts[0][1],
+            fix="either remove PUID/PGID and run a plain image with runAsUser/runAsGroup, or keep PUID/PGID and "
+            "let the container start as root (no runAsUser/runAsNonRoot; keep CHOWN, SETUID, SETGID, "
+            "DAC_OVERRIDE)",
+            container=c.get("name"),
+        )
+
+
+@check(
+    "PS009", "critical", "pod sandbox cannot be created",
+    "containerd builds the pod sandbox from pod-level runAsUser/runAsGroup; a group without a user "
+    "fails RunPodSandbox, so the pod stays in ContainerCreating.",
+)
+def sandbox_fails(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    if pod.sandbox_error:
+        yield Finding(
+            "PS009", "critical", f"pod will not start: RunPodSandbox: {pod.sandbox_error}",
+            ("spec", "securityContext", "runAsGroup"),
+            fix="also set pod-level runAsUser, or move runAsGroup into each container's securityContext",
+        )
+
+
+@check(
+    "PS010", "info", "no seccomp profile",
+    "Kubernetes' default is Unconfined (kubelet seccompDefault is off unless a node enables it): every "
+    "syscall is allowed.",
+)
+def seccomp_unconfined(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    for rc in pod.containers:
+        if rc.seccomp.type == "Unconfined" and rc.seccomp.source == "default" and not rc.privileged:
+            yield Finding(
+                "PS010", "info",
+                f'container "{rc.name}" runs without seccomp (Unconfined is the Kubernetes default)',
+                ("spec", "securityContext") if "securityContext" in spec else rc.path,
+                fix="set spec.securityContext.seccompProfile.type: RuntimeDefault",
+                container=rc.name,
+            )
+
+
+def run_checks(meta: dict, spec: dict, pod: ResolvedPod) -> list[Finding]:
+    out: list[Finding] = []
+    for info in REGISTRY:
+        for f in info.fn(meta, spec, pod):
+            if not f.why:
+                f.why = info.why
+            out.append(f)
+    return out

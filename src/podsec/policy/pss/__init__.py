@@ -1,0 +1,153 @@
+"""Pod Security Standards evaluator that decides exactly as Kubernetes Pod Security Admission.
+
+Public API (used by the CLI and reports):
+  LEVELS, parse_level, parse_version, evaluate, namespace_policy, CheckOutcome, PSSResult.
+Checks are pure functions of the pod's (or pod template's) ``metadata`` and ``spec`` dicts; see
+``registry`` for ordering and the ``check_*`` modules for the individual rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from podsec.policy.pss._common import go_quote, stash_containers
+from podsec.policy.pss.registry import MAX_VERSION, check_ids_for, checks_for
+from podsec.policy.pss.result import CheckOutcome, FieldPath, PSSResult
+
+__all__ = [
+    "ENFORCE_LABEL",
+    "ENFORCE_VERSION_LABEL",
+    "LATEST_MINOR",
+    "LEVELS",
+    "CheckOutcome",
+    "FieldPath",
+    "PSSResult",
+    "check_ids",
+    "evaluate",
+    "go_quote",
+    "namespace_policy",
+    "parse_level",
+    "parse_version",
+]
+
+LEVELS = ("privileged", "baseline", "restricted")
+LATEST_MINOR = MAX_VERSION
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+ENFORCE_VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"
+
+_LEVEL_ERROR = "must be one of privileged, baseline, restricted"
+_VERSION_ERROR = 'must be "latest" or "v1.x"'
+_VERSION_RE = re.compile(r"v1\.([0-9]|[1-9][0-9]*)")
+_GO_MAX_INT = 2**63 - 1  # strconv.Atoi range on 64-bit platforms
+
+
+def parse_level(s: str) -> str:
+    """Validate a level name (exact, case-sensitive) and return it."""
+    if s in LEVELS:
+        return s
+    raise ValueError(_LEVEL_ERROR)
+
+
+def _minor(s: str) -> int:
+    """Minor version of a valid version string ("latest" is MAX_VERSION); ValueError otherwise."""
+    if s == "latest":
+        return MAX_VERSION
+    m = _VERSION_RE.fullmatch(s) if isinstance(s, str) else None
+    if m is None:
+        raise ValueError(_VERSION_ERROR)
+    n = int(m.group(1))
+    if n > _GO_MAX_INT:
+        raise ValueError(_VERSION_ERROR)
+    return n
+
+
+def parse_version(s: str) -> str:
+    """Validate ``latest`` or ``v1.N`` (no leading zeros, major 1) and return it unchanged."""
+    _minor(s)
+    return s
+
+
+_PLAN_CACHE: dict[tuple[str, str], tuple] = {}
+
+
+def _plan(level: str, version: str) -> tuple:
+    """Check functions for a configured level/version, memoised (versions beyond v1.37 clamp)."""
+    key = (level, version)
+    plan = _PLAN_CACHE.get(key)
+    if plan is None:
+        parse_level(level)
+        minor = _minor(version)
+        plan = () if level == "privileged" else checks_for(level, minor)
+        if len(_PLAN_CACHE) < 4096:
+            _PLAN_CACHE[key] = plan
+    return plan
+
+
+def check_ids(level: str, version: str = "latest") -> list[str]:
+    """IDs of the checks that run for ``level:version``, in message order (empty for privileged)."""
+    parse_level(level)
+    minor = _minor(version)
+    return [] if level == "privileged" else check_ids_for(level, minor)
+
+
+def evaluate(metadata: dict | None, spec: dict | None, level: str, version: str = "latest") -> PSSResult:
+    """Evaluate a pod's (or pod template's) metadata and spec at ``level:version``.
+
+    ``version`` is "latest" or "v1.N"; the result keeps the configured strings for the message.
+    Raises ValueError for an invalid level or version; never raises on malformed pod content.
+    """
+    plan = _PLAN_CACHE.get((level, version))
+    if plan is None:
+        plan = _plan(level, version)
+    md = metadata if isinstance(metadata, dict) else {}
+    sp = spec if isinstance(spec, dict) else {}
+    failures = []
+    if plan:
+        stash_containers(sp)
+        try:
+            for fn in plan:
+                r = fn(md, sp)
+                if r is not None:
+                    failures.append(r)
+        finally:
+            stash_containers(None)
+    return PSSResult(level, version, not failures, failures)
+
+
+def _label_value(v: object) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def namespace_policy(labels: dict | None) -> tuple[str, str, list[str]]:
+    """Enforce level and version from namespace labels, as PSA resolves them (no configured defaults).
+
+    Absent labels give privileged/latest. An invalid level falls back to restricted (fail closed) and an
+    invalid version to latest; each problem adds a ``field.Invalid``-style message to the error list.
+    """
+    labels = labels if isinstance(labels, dict) else {}
+    errors: list[str] = []
+    level = "privileged"
+    if ENFORCE_LABEL in labels:
+        raw = _label_value(labels[ENFORCE_LABEL])
+        if raw in LEVELS:
+            level = raw
+        else:
+            level = "restricted"
+            errors.append(f"metadata.labels[{ENFORCE_LABEL}]: Invalid value: {go_quote(raw)}: {_LEVEL_ERROR}")
+    version = "latest"
+    if ENFORCE_VERSION_LABEL in labels:
+        raw = _label_value(labels[ENFORCE_VERSION_LABEL])
+        try:
+            _minor(raw)
+            version = raw
+        except ValueError:
+            errors.append(
+                f"metadata.labels[{ENFORCE_VERSION_LABEL}]: Invalid value: {go_quote(raw)}: {_VERSION_ERROR}"
+            )
+    return level, version, errors

@@ -1,0 +1,30 @@
+"""hostNamespaces (baseline, v1.0+).
+
+Sharing the host namespaces must be disallowed.
+
+Restricted fields: spec.hostNetwork, spec.hostPID, spec.hostIPC
+Allowed values: undefined/false
+"""
+
+from __future__ import annotations
+
+from podsec.policy.pss._common import BASELINE, Check, VersionedCheck, is_true
+from podsec.policy.pss.result import CheckOutcome, FieldPath
+
+ID = "hostNamespaces"
+
+
+def host_namespaces_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
+    """Forbid hostNetwork/hostPID/hostIPC=true (reported in that fixed order)."""
+    items: list[str] = []
+    fields: list[FieldPath] = []
+    for name in ("hostNetwork", "hostPID", "hostIPC"):
+        if is_true(spec.get(name)):
+            items.append(f"{name}=true")
+            fields.append(("spec", name))
+    if not items:
+        return None
+    return CheckOutcome(ID, False, "host namespaces", ", ".join(items), fields)
+
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_namespaces_v1_0),))
