@@ -108,7 +108,7 @@ def analyze(
             policy = ns_policies["default"]
         else:
             policy = Policy(DEFAULT_LEVEL, version or "latest", "default")
-        resolved = resolve_pod(wl.metadata, wl.spec, images, kind=wl.kind)
+        resolved = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
         pss = evaluate(wl.metadata, wl.spec, policy.level, policy.version)
         for fail in pss.failures:
             paths = list(fail.fields) or [("spec",)]

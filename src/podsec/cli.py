@@ -158,10 +158,7 @@ def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: 
             e = errs[0]
             raise obj.error(e.render(wl.template)[len(wl.field(e.path)) + 2 :], wl.template + e.path,
                             field=wl.field(e.path))
-        meta = dict(wl.metadata)
-        meta.setdefault("name", wl.name)
-        meta.setdefault("namespace", wl.namespace)
-        pods.append((resolve_pod(meta, wl.spec, images, kind=wl.kind), obj.source.display, obj.line_of()))
+        pods.append((resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind), obj.source.display, obj.line_of()))
     if output == "json":
         import json
 

@@ -156,9 +156,7 @@ def render_path(path: tuple) -> str:
     """
     out: list[str] = []
     for seg in path:
-        if isinstance(seg, Key):
-            out.append(f"[{seg}]")
-        elif isinstance(seg, int) and not isinstance(seg, bool):
+        if isinstance(seg, Key) or (isinstance(seg, int) and not isinstance(seg, bool)):
             out.append(f"[{seg}]")
         elif out:
             out.append("." + str(seg))

@@ -8,6 +8,7 @@ kernel that could leave the root.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -60,10 +61,8 @@ class _Walker:
                 except FileNotFoundError:
                     if not create:
                         raise
-                    try:
+                    with contextlib.suppress(FileExistsError):
                         os.mkdir(comp, mode, dir_fd=cur)
-                    except FileExistsError:
-                        pass
                     todo.append(comp)
                     continue
                 except OSError as e:
@@ -71,7 +70,7 @@ class _Walker:
                         raise
                     st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
                     if not stat.S_ISLNK(st.st_mode):
-                        raise NotADirectoryError(errno.ENOTDIR, "not a directory", "/".join([*names, comp]))
+                        raise NotADirectoryError(errno.ENOTDIR, "not a directory", "/".join([*names, comp])) from e
                     target = self._readlink(comp, cur)
                     if target.startswith("/"):
                         while len(fds) > 1:

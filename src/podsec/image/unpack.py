@@ -365,7 +365,7 @@ class _Applier:
 def _apply(stream: IO[bytes], root_fd: int, label: str, report: UnpackReport) -> None:
     applier = _Applier(root_fd, report)
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")
+        tf = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
     except tarfile.ReadError as e:
         if "empty file" in str(e):  # a zero-byte layer adds nothing
             return
@@ -417,7 +417,7 @@ def unpack_layer(
         with contextlib.ExitStack() as stack:
             if isinstance(src, (str, Path)):
                 try:
-                    raw: BinaryIO = stack.enter_context(open(src, "rb", buffering=0))  # noqa: SIM115
+                    raw: BinaryIO = stack.enter_context(open(src, "rb", buffering=0))
                 except OSError as e:
                     raise ImageError(f"cannot read layer: {e.strerror}", file=label) from e
             else:

@@ -41,6 +41,17 @@ class Workload:
     def namespace(self) -> str:
         return self.obj.namespace
 
+    def pod_metadata(self) -> dict:
+        """The template's metadata with the name and namespace its pods would get."""
+        meta = self.metadata
+        if meta.get("name") and meta.get("namespace"):
+            return meta
+        meta = dict(meta)
+        meta.setdefault("name", self.name)
+        if not meta.get("namespace"):
+            meta["namespace"] = self.namespace or "default"
+        return meta
+
     def full(self, path: Path) -> Path:
         """A template-relative path as a path inside the document."""
         return self.obj.root + self.template + path

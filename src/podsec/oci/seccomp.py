@@ -39,7 +39,9 @@ def _allow(names: list[str]) -> dict[str, Any]:
     return {"names": list(names), "action": ALLOW}
 
 
-def runtime_default_seccomp(bounding: list[str], arch: str = "amd64", *, kernel_4_8: bool | None = None) -> dict:
+def runtime_default_seccomp(
+    bounding: list[str], arch: str = "amd64", *, kernel_4_8: bool | None = None
+) -> dict:
     """containerd's ``DefaultProfile(spec)`` for the FINAL bounding set (§8.2, containerd 2.x ≤ 2.3).
 
     The capability-dependent rules are why this must run after capabilities and privileged were applied:
@@ -53,7 +55,11 @@ def runtime_default_seccomp(bounding: list[str], arch: str = "amd64", *, kernel_
     syscalls.extend(json.loads(json.dumps(data["socket"])))
     for value in data["personality"]:
         syscalls.append(
-            {"names": ["personality"], "action": ALLOW, "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]}
+            {
+                "names": ["personality"],
+                "action": ALLOW,
+                "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}],
+            }
         )
     if kernel_4_8:
         syscalls.append(_allow(data["ptrace_kernel_4_8"]))

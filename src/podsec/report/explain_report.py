@@ -79,6 +79,8 @@ def _short_caps(bounding: tuple[str, ...]) -> str:
         return "the runtime's 14 defaults"
     if b >= set(ALL_CAPS) - {"CAP_SYS_RESOURCE"} and len(b) >= 40:
         return "all capabilities"
+    if not b:
+        return "empty"
     return _caps_words(bounding)
 
 
@@ -113,7 +115,7 @@ def describe(c: ResolvedContainer) -> list[str]:
     if c.privileged:
         out.append("privileged: all capabilities, all host devices, no seccomp, no masked paths")
     elif ident.uid == 0:
-        out.append(f"capabilities (effective = bounding): {_short_caps(caps.bounding)}")
+        out.append(f"capabilities (effective = bounding): {_short_caps(caps.effective)}")
     elif ident.uid is None:
         out.append(f"capabilities: {_short_caps(caps.bounding)} if the image user is root, none effective otherwise")
     else:

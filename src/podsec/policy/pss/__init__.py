@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from podsec.policy.pss._common import go_quote, stash_containers
+from podsec.policy.pss._common import CheckFn, go_quote, stash_containers
 from podsec.policy.pss.registry import MAX_VERSION, check_ids_for, checks_for
 from podsec.policy.pss.result import CheckOutcome, FieldPath, PSSResult
 
@@ -67,10 +67,10 @@ def parse_version(s: str) -> str:
     return s
 
 
-_PLAN_CACHE: dict[tuple[str, str], tuple] = {}
+_PLAN_CACHE: dict[tuple[str, str], tuple[CheckFn, ...]] = {}
 
 
-def _plan(level: str, version: str) -> tuple:
+def _plan(level: str, version: str) -> tuple[CheckFn, ...]:
     """Check functions for a configured level/version, memoised (versions beyond v1.37 clamp)."""
     key = (level, version)
     plan = _PLAN_CACHE.get(key)
@@ -101,7 +101,7 @@ def evaluate(metadata: dict | None, spec: dict | None, level: str, version: str 
         plan = _plan(level, version)
     md = metadata if isinstance(metadata, dict) else {}
     sp = spec if isinstance(spec, dict) else {}
-    failures = []
+    failures: list[CheckOutcome] = []
     if plan:
         stash_containers(sp)
         try:

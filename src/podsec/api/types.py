@@ -1,0 +1,390 @@
+"""Wrong-type detection for the pod fields podsec reads.
+
+The API server decodes JSON into Go structs before it validates anything, so ``runAsUser: "abc"``
+or ``env: [{name: X, value: 1}]`` is refused at decode time and no validation rule ever runs.
+:func:`check_types` reproduces that first gate for the pod (template) fields podsec reads, so
+the validator and the resolver can trust the shapes they are given.
+
+The schema is data: a table of field → kind, walked only over the keys actually present (unknown
+keys are ignored, as the API server's non-strict decoder drops them).  A YAML ``null`` is always
+accepted — Go decodes it to the zero value / an absent pointer.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from podsec.api.fielderror import FieldError, Key
+
+__all__ = ["check_types"]
+
+
+def _kind_of(v: object) -> str:
+    """The JSON type name of a decoded YAML value (bool before int: ``True`` is an int in Python)."""
+    t = type(v)
+    name = _EXACT_NAMES.get(t)
+    if name is not None:
+        return name
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str | datetime.date):
+        return "string"  # YAML timestamps stay strings for the API server's decoder
+    if isinstance(v, list | tuple):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return t.__name__
+
+
+_EXACT_NAMES: dict[type, str] = {
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Scalar:
+    expected: str
+    """The ``expected …`` wording."""
+    accepts: frozenset[str]
+    """JSON type names that decode."""
+    bits: int = 0
+    """For integers: 32 or 64 (Go int32/int64 overflow is a decode error too)."""
+
+
+# The schema is written with the small constructors below and compiled into plain tuples that
+# the walker dispatches on by their first element (a tag): this keeps the per-leaf cost to one
+# dict lookup, one type() and one set-membership test.
+_SCALAR, _INTEGER, _OBJECT, _ARRAY, _MAPPING = range(5)
+
+_FAST_TYPES = {"string": str, "boolean": bool, "number": float}
+
+
+def _scalar_node(kind: _Scalar) -> tuple:
+    if kind.bits and "integer" in kind.accepts and len(kind.accepts) == 1:
+        lo, hi = _INT_LIMITS[kind.bits]
+        return (_INTEGER, lo, hi, kind)
+    fast = frozenset(_FAST_TYPES[a] for a in kind.accepts if a in _FAST_TYPES)
+    if "integer" in kind.accepts and not kind.bits:
+        fast |= {int}
+    return (_SCALAR, fast, kind)
+
+
+_INT_LIMITS = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
+
+_I32 = _scalar_node(_Scalar("integer", frozenset({"integer"}), 32))
+_I64 = _scalar_node(_Scalar("integer", frozenset({"integer"}), 64))
+_BOOL = _scalar_node(_Scalar("boolean", frozenset({"boolean"})))
+_STR = _scalar_node(_Scalar("string", frozenset({"string"})))
+_INT_OR_STR = _scalar_node(_Scalar("integer or string", frozenset({"integer", "string"}), 32))
+_QUANTITY = _scalar_node(_Scalar("string or number", frozenset({"string", "integer", "number"})))
+_ANY_OBJ = (_OBJECT, {})
+
+
+def _obj(**fields: tuple) -> tuple:
+    return (_OBJECT, fields)
+
+
+def _List(item: tuple) -> tuple:  # noqa: N802 - reads like a type in the schema table
+    return (_ARRAY, item)
+
+
+def _Map(value: tuple) -> tuple:  # noqa: N802
+    return (_MAPPING, value)
+
+
+_STR_LIST = _List(_STR)
+_STR_MAP = _Map(_STR)
+
+_PROFILE = _obj(type=_STR, localhostProfile=_STR)
+_SELINUX = _obj(user=_STR, role=_STR, type=_STR, level=_STR)
+_WINDOWS = _obj(gmsaCredentialSpecName=_STR, gmsaCredentialSpec=_STR, runAsUserName=_STR, hostProcess=_BOOL)
+
+_POD_SECURITY_CONTEXT = _obj(
+    runAsUser=_I64,
+    runAsGroup=_I64,
+    runAsNonRoot=_BOOL,
+    fsGroup=_I64,
+    fsGroupChangePolicy=_STR,
+    supplementalGroups=_List(_I64),
+    supplementalGroupsPolicy=_STR,
+    seLinuxOptions=_SELINUX,
+    seLinuxChangePolicy=_STR,
+    seccompProfile=_PROFILE,
+    appArmorProfile=_PROFILE,
+    windowsOptions=_WINDOWS,
+    sysctls=_List(_obj(name=_STR, value=_STR)),
+)
+
+_SECURITY_CONTEXT = _obj(
+    capabilities=_obj(add=_STR_LIST, drop=_STR_LIST),
+    privileged=_BOOL,
+    seLinuxOptions=_SELINUX,
+    windowsOptions=_WINDOWS,
+    runAsUser=_I64,
+    runAsGroup=_I64,
+    runAsNonRoot=_BOOL,
+    readOnlyRootFilesystem=_BOOL,
+    allowPrivilegeEscalation=_BOOL,
+    procMount=_STR,
+    seccompProfile=_PROFILE,
+    appArmorProfile=_PROFILE,
+)
+
+_KEY_SELECTOR = _obj(name=_STR, key=_STR, optional=_BOOL)
+_FIELD_REF = _obj(apiVersion=_STR, fieldPath=_STR)
+_RESOURCE_FIELD_REF = _obj(containerName=_STR, resource=_STR, divisor=_QUANTITY)
+_EXEC = _obj(command=_STR_LIST)
+_HTTP_GET = _obj(
+    path=_STR, port=_INT_OR_STR, host=_STR, scheme=_STR, httpHeaders=_List(_obj(name=_STR, value=_STR))
+)
+_TCP_SOCKET = _obj(host=_STR, port=_INT_OR_STR)
+_HANDLER = _obj(exec=_EXEC, httpGet=_HTTP_GET, tcpSocket=_TCP_SOCKET, sleep=_obj(seconds=_I64))
+_PROBE = _obj(
+    exec=_EXEC,
+    httpGet=_HTTP_GET,
+    tcpSocket=_TCP_SOCKET,
+    grpc=_obj(port=_I32, service=_STR),
+    initialDelaySeconds=_I32,
+    timeoutSeconds=_I32,
+    periodSeconds=_I32,
+    successThreshold=_I32,
+    failureThreshold=_I32,
+    terminationGracePeriodSeconds=_I64,
+)
+
+_CONTAINER = _obj(
+    name=_STR,
+    image=_STR,
+    command=_STR_LIST,
+    args=_STR_LIST,
+    workingDir=_STR,
+    env=_List(
+        _obj(
+            name=_STR,
+            value=_STR,
+            valueFrom=_obj(
+                fieldRef=_FIELD_REF,
+                resourceFieldRef=_RESOURCE_FIELD_REF,
+                configMapKeyRef=_KEY_SELECTOR,
+                secretKeyRef=_KEY_SELECTOR,
+            ),
+        )
+    ),
+    envFrom=_List(
+        _obj(
+            prefix=_STR,
+            configMapRef=_obj(name=_STR, optional=_BOOL),
+            secretRef=_obj(name=_STR, optional=_BOOL),
+        )
+    ),
+    ports=_List(_obj(name=_STR, containerPort=_I32, hostPort=_I32, protocol=_STR, hostIP=_STR)),
+    resources=_obj(limits=_Map(_QUANTITY), requests=_Map(_QUANTITY)),
+    volumeMounts=_List(
+        _obj(
+            name=_STR,
+            mountPath=_STR,
+            subPath=_STR,
+            subPathExpr=_STR,
+            readOnly=_BOOL,
+            mountPropagation=_STR,
+            recursiveReadOnly=_STR,
+        )
+    ),
+    livenessProbe=_PROBE,
+    readinessProbe=_PROBE,
+    startupProbe=_PROBE,
+    lifecycle=_obj(postStart=_HANDLER, preStop=_HANDLER),
+    terminationMessagePath=_STR,
+    terminationMessagePolicy=_STR,
+    imagePullPolicy=_STR,
+    restartPolicy=_STR,
+    securityContext=_SECURITY_CONTEXT,
+    stdin=_BOOL,
+    stdinOnce=_BOOL,
+    tty=_BOOL,
+    targetContainerName=_STR,
+)
+
+_KEY_TO_PATH = _List(_obj(key=_STR, path=_STR, mode=_I32))
+_DOWNWARD_FILES = _List(_obj(path=_STR, mode=_I32, fieldRef=_FIELD_REF, resourceFieldRef=_RESOURCE_FIELD_REF))
+
+_VOLUME = _obj(
+    name=_STR,
+    emptyDir=_obj(medium=_STR, sizeLimit=_QUANTITY),
+    hostPath=_obj(path=_STR, type=_STR),
+    configMap=_obj(name=_STR, defaultMode=_I32, optional=_BOOL, items=_KEY_TO_PATH),
+    secret=_obj(secretName=_STR, defaultMode=_I32, optional=_BOOL, items=_KEY_TO_PATH),
+    downwardAPI=_obj(defaultMode=_I32, items=_DOWNWARD_FILES),
+    projected=_obj(
+        defaultMode=_I32,
+        sources=_List(
+            _obj(
+                secret=_obj(name=_STR, optional=_BOOL, items=_KEY_TO_PATH),
+                configMap=_obj(name=_STR, optional=_BOOL, items=_KEY_TO_PATH),
+                downwardAPI=_obj(items=_DOWNWARD_FILES),
+                serviceAccountToken=_obj(audience=_STR, expirationSeconds=_I64, path=_STR),
+                clusterTrustBundle=_obj(name=_STR, signerName=_STR, path=_STR, optional=_BOOL),
+            )
+        ),
+    ),
+    persistentVolumeClaim=_obj(claimName=_STR, readOnly=_BOOL),
+    nfs=_obj(server=_STR, path=_STR, readOnly=_BOOL),
+    csi=_obj(driver=_STR, readOnly=_BOOL, fsType=_STR, volumeAttributes=_STR_MAP),
+    ephemeral=_ANY_OBJ,
+    image=_obj(reference=_STR, pullPolicy=_STR),
+)
+
+_SPEC = _obj(
+    securityContext=_POD_SECURITY_CONTEXT,
+    hostNetwork=_BOOL,
+    hostPID=_BOOL,
+    hostIPC=_BOOL,
+    hostUsers=_BOOL,
+    shareProcessNamespace=_BOOL,
+    containers=_List(_CONTAINER),
+    initContainers=_List(_CONTAINER),
+    ephemeralContainers=_List(_CONTAINER),
+    volumes=_List(_VOLUME),
+    restartPolicy=_STR,
+    terminationGracePeriodSeconds=_I64,
+    activeDeadlineSeconds=_I64,
+    serviceAccountName=_STR,
+    serviceAccount=_STR,
+    automountServiceAccountToken=_BOOL,
+    nodeName=_STR,
+    hostname=_STR,
+    subdomain=_STR,
+    os=_obj(name=_STR),
+    runtimeClassName=_STR,
+    dnsPolicy=_STR,
+    priorityClassName=_STR,
+    enableServiceLinks=_BOOL,
+    setHostnameAsFQDN=_BOOL,
+    nodeSelector=_STR_MAP,
+    imagePullSecrets=_List(_obj(name=_STR)),
+)
+
+_METADATA = _obj(
+    name=_STR, generateName=_STR, namespace=_STR, uid=_STR, labels=_STR_MAP, annotations=_STR_MAP
+)
+
+
+def _flat(link: tuple | None) -> tuple:
+    """Turn the walker's linked path ``(((None, "spec"), "containers"), 0)`` into a flat tuple."""
+    segs = []
+    while link is not None:
+        link, seg = link
+        segs.append(seg)
+    segs.reverse()
+    return tuple(segs)
+
+
+def _bad(link: tuple, value: object, expected: str, got: str, errs: list[FieldError]) -> None:
+    errs.append(FieldError("InvalidType", _flat(link), f"expected {expected}, got {got}", value))
+
+
+def _scalar(kind: _Scalar, v: object, link: tuple, errs: list[FieldError]) -> None:
+    """The slow path for a scalar that is not of an exact fast type (subclasses, wrong types)."""
+    got = _kind_of(v)
+    if got not in kind.accepts:
+        _bad(link, v, kind.expected, got, errs)
+    elif got == "integer" and kind.bits:
+        lo, hi = _INT_LIMITS[kind.bits]
+        if not lo <= v <= hi:  # type: ignore[operator]
+            _bad(link, v, f"{kind.expected} (int{kind.bits})", "integer out of range", errs)
+
+
+def _walk(node: tuple, v: object, link: tuple, errs: list[FieldError]) -> None:
+    """Check one present, non-null value against its schema node."""
+    tag = node[0]
+    if tag == _OBJECT:
+        if isinstance(v, dict):
+            _walk_object(node[1], v, link, errs)
+        else:
+            _bad(link, v, "object", _kind_of(v), errs)
+    elif tag == _ARRAY:
+        if isinstance(v, list):
+            _walk_array(node[1], v, link, errs)
+        else:
+            _bad(link, v, "array", _kind_of(v), errs)
+    elif tag == _MAPPING:
+        if isinstance(v, dict):
+            _walk_mapping(node[1], v, link, errs)
+        else:
+            _bad(link, v, "object", _kind_of(v), errs)
+    elif tag == _SCALAR:
+        if type(v) not in node[1]:
+            _scalar(node[2], v, link, errs)
+    elif not (type(v) is int and node[1] <= v <= node[2]):  # _INTEGER
+        _scalar(node[3], v, link, errs)
+
+
+def _walk_object(fields: dict, v: dict, link: tuple, errs: list[FieldError]) -> None:
+    for k, sub in v.items():
+        node = fields.get(k)
+        if node is None or sub is None:
+            continue
+        tag = node[0]
+        if tag == _SCALAR:
+            if type(sub) not in node[1]:
+                _scalar(node[2], sub, (link, k), errs)
+        elif tag == _INTEGER:
+            if not (type(sub) is int and node[1] <= sub <= node[2]):
+                _scalar(node[3], sub, (link, k), errs)
+        elif tag == _OBJECT and type(sub) is dict:
+            _walk_object(node[1], sub, (link, k), errs)
+        else:
+            _walk(node, sub, (link, k), errs)
+
+
+def _walk_array(item: tuple, v: list, link: tuple, errs: list[FieldError]) -> None:
+    tag = item[0]
+    if tag == _SCALAR:
+        fast = item[1]
+        for i, x in enumerate(v):
+            if x is not None and type(x) not in fast:
+                _scalar(item[2], x, (link, i), errs)
+    elif tag == _OBJECT:
+        fields = item[1]
+        for i, x in enumerate(v):
+            if type(x) is dict:
+                _walk_object(fields, x, (link, i), errs)
+            elif x is not None:
+                _walk(item, x, (link, i), errs)
+    else:
+        for i, x in enumerate(v):
+            if x is not None:
+                _walk(item, x, (link, i), errs)
+
+
+def _walk_mapping(value: tuple, v: dict, link: tuple, errs: list[FieldError]) -> None:
+    for k, x in v.items():
+        if x is None or (value is _STR and type(x) is str):
+            continue
+        # YAML→JSON conversion stringifies non-string keys (``1: x`` is the label "1").
+        _walk(value, x, (link, Key(k if isinstance(k, str) else str(k))), errs)
+
+
+def check_types(metadata: object, spec: object) -> list[FieldError]:
+    """Every value the API server could not even decode, as ``InvalidType`` errors.
+
+    E.g. ``spec.securityContext.runAsUser: Invalid value: "abc": expected integer, got string``.
+    Paths start at the pod (template) root, like :func:`podsec.api.validation.validate_pod`.
+    """
+    errs: list[FieldError] = []
+    if metadata is not None:
+        _walk(_METADATA, metadata, (None, "metadata"), errs)
+    if spec is not None:
+        _walk(_SPEC, spec, (None, "spec"), errs)
+    return errs

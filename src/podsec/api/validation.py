@@ -1,0 +1,1461 @@
+"""API-server validation of a pod (or pod template), for every securityContext-related field.
+
+A manifest the API server would reject never runs on a cluster, so podsec must reject it too —
+with the same field path and the same words (kubelet-semantics.md §4).  The rules, their order
+and their quirks follow ``pkg/apis/core/validation/validation.go`` (v1.33/v1.34 era):
+
+* order of ``ValidatePodCreate``: pod-specific annotations, then ``ValidatePodSpec`` (volumes,
+  containers, init containers, ephemeral containers, hostNetwork ports, restartPolicy, the pod
+  security context, Windows hostProcess, hostUsers, ``spec.os``), then the pod-only checks
+  (image whitespace, ephemeral containers on create, annotation/field consistency);
+* quirks kept verbatim: ``spec.HostPID``/``spec.HostIPC`` capitalisation, the internal
+  ``spec.securityContext.shareProcessNamespace`` path, the literal ``CAP_SYS_ADMIN`` match,
+  unindexed paths for ``volumeMounts.subPath`` and downward-API item errors, a volume with any
+  error not being mountable (``Not found``), seccomp annotations rendered as ``.child`` but
+  AppArmor annotations as ``[key]``.
+
+Inputs are plain dicts as decoded from YAML/JSON.  Values of the wrong type are ignored here
+(:func:`podsec.api.types.check_types` reports them); nothing in this module raises on odd input.
+Fields the API server defaults before validating (``terminationGracePeriodSeconds``,
+``imagePullPolicy``, ``terminationMessagePolicy``, ``restartPolicy``, ``dnsPolicy``, port
+``protocol``) are treated as defaulted when absent or empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from podsec.api.fielderror import FieldError, Key, go_quote
+
+__all__ = ["ValidationOptions", "validate_pod"]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationOptions:
+    """API-server settings that change the verdict."""
+
+    allow_privileged: bool = True
+    """``kube-apiserver --allow-privileged`` (binary default false; most installers set true)."""
+    resource_is_pod: bool = True
+    """``False`` for the pod template of a workload: annotation paths become ``annotations…``
+    (callers prefix ``spec.template``), the pod-only checks are skipped and ephemeral containers
+    are forbidden outright."""
+    on_create: bool = True
+    """Apply the create-only checks of a Pod (ephemeral containers, annotation/field match);
+    turn off to validate a pod that already exists (e.g. ``kubectl get -o yaml`` output)."""
+    allow_only_recursive_selinux_change_policy: bool = False
+    """``PodValidationOptions.AllowOnlyRecursiveSELinuxChangePolicy`` (SELinuxMount gate off)."""
+
+
+_DEFAULT_OPTIONS = ValidationOptions()
+_EMPTY: dict = {}
+
+# ---------------------------------------------------------------------------------------------
+# Messages and value sets (verbatim from validation.go / apimachinery)
+
+_MAX_ID = 2147483647
+_RANGE_MSG = "must be between 0 and 2147483647, inclusive"
+_PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
+_FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+_ONE_VOLUME_TYPE = "may not specify more than 1 volume type"
+_EPHEMERAL_FORBIDDEN = "cannot be set for an Ephemeral Container"
+_INIT_FORBIDDEN = "may not be set for init containers without restartPolicy=Always"
+_HOST_USERS_FALSE = "when `pod.Spec.HostUsers` is false"
+_APE_PRIVILEGED = "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"
+_APE_SYS_ADMIN = "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN"
+_HOST_PROCESS_ALL = (
+    "If pod contains any hostProcess containers then all containers must be HostProcess containers"
+)
+_HOST_PROCESS_SAME = "pod hostProcess value must be identical if both are specified, was "
+_NOT_FOR_WINDOWS = "cannot be set for a windows pod"
+_NOT_FOR_LINUX = "windows options cannot be set for a linux pod"
+
+_PROFILE_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
+_PROC_MOUNT_TYPES = ("Default", "Unmasked")
+_FSGROUP_POLICIES = ("Always", "OnRootMismatch")
+_SUPPLEMENTAL_POLICIES = ("Merge", "Strict")
+_SELINUX_POLICIES = ("MountOption", "Recursive")
+_OS_NAMES = ("linux", "windows")
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_HOST_PATH_TYPES = (
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+)
+_MOUNT_PROPAGATIONS = ("Bidirectional", "HostToContainer", "None")
+_RECURSIVE_READ_ONLY = ("Disabled", "Enabled", "IfPossible")
+
+_SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+_SECCOMP_CONTAINER_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
+_APPARMOR_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+
+_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
+_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
+_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
+_DNS1123_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+    f"validation is '{_DNS1123_LABEL_FMT}')"
+)
+_DNS1123_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+    f"validation is '{_DNS1123_SUBDOMAIN_FMT}')"
+)
+
+_SYSCTL_SEGMENT = "[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+_SYSCTL_RE_SRC = "^(" + _SYSCTL_SEGMENT + "[\\./])*" + _SYSCTL_SEGMENT + "$"
+_SYSCTL_RE = re.compile("(" + _SYSCTL_SEGMENT + "[\\./])*" + _SYSCTL_SEGMENT)
+_SYSCTL_MSG = f"must have at most 253 characters and match regex {_SYSCTL_RE_SRC}"
+_IPC_SYSCTLS = frozenset(
+    {
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+        "kernel.shm",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.msg",
+    }
+)
+
+# Windows runAsUserName (validateWindowsSecurityContextOptions).
+_CTRL_RE = re.compile("[\x00-\x1f\x7f]")
+_NETBIOS_RE = re.compile(r'[^\\/:*?"<>|.][^\\/:*?"<>|]{0,14}')
+_WIN_DNS_LABEL = "[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+_WIN_DOMAIN_DNS_RE = re.compile(f"{_WIN_DNS_LABEL}(?:\\.{_WIN_DNS_LABEL})*")
+_USER_BAD_CHARS_RE = re.compile(r'["/\\:;|=,+*?<>@\[\]]')
+_USER_DOTS_SPACES_RE = re.compile(r"[. ]+")
+
+# Go's unicode.IsSpace set (strings.TrimSpace), which differs from Python's str.strip().
+_GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+
+_QUANTITY_RE = re.compile(r"([+-]?)([0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)")
+
+# Volume sources in validateVolumeSource order: (JSON key, path segment used for the
+# "more than 1 volume type" error — upstream spells two of them differently).
+_VOLUME_SOURCES = (
+    ("emptyDir", "emptyDir"),
+    ("hostPath", "hostPath"),
+    ("gitRepo", "gitRepo"),
+    ("gcePersistentDisk", "gcePersistentDisk"),
+    ("awsElasticBlockStore", "awsElasticBlockStore"),
+    ("secret", "secret"),
+    ("nfs", "nfs"),
+    ("iscsi", "iscsi"),
+    ("glusterfs", "glusterfs"),
+    ("flocker", "flocker"),
+    ("persistentVolumeClaim", "persistentVolumeClaim"),
+    ("rbd", "rbd"),
+    ("cinder", "cinder"),
+    ("cephfs", "cephFS"),
+    ("quobyte", "quobyte"),
+    ("downwardAPI", "downwarAPI"),
+    ("fc", "fc"),
+    ("flexVolume", "flexVolume"),
+    ("configMap", "configMap"),
+    ("azureFile", "azureFile"),
+    ("vsphereVolume", "vsphereVolume"),
+    ("photonPersistentDisk", "photonPersistentDisk"),
+    ("portworxVolume", "portworxVolume"),
+    ("azureDisk", "azureDisk"),
+    ("storageos", "storageos"),
+    ("projected", "projected"),
+    ("scaleIO", "scaleIO"),
+    ("csi", "csi"),
+    ("ephemeral", "ephemeral"),
+    ("image", "image"),
+)
+
+# Fields of EphemeralContainerCommon outside allowedEphemeralContainerFields, in struct order.
+_EPHEMERAL_DISALLOWED = (
+    "ports",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+)
+_INIT_FORBIDDEN_FIELDS = ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe")
+
+# ---------------------------------------------------------------------------------------------
+# Small typed accessors: the wrong type reads as "absent" (check_types reports it).
+
+
+def _d(v: object) -> dict | None:
+    return v if isinstance(v, dict) else None
+
+
+def _l(v: object) -> list | None:
+    return v if isinstance(v, list) else None
+
+
+def _s(v: object) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _i(v: object) -> int | None:
+    if type(v) is int:
+        return v  # type: ignore[return-value]
+    if isinstance(v, int) and not isinstance(v, bool):
+        return int(v)
+    return None
+
+
+def _sc(c: dict) -> dict:
+    """A container's securityContext, or an empty dict."""
+    sc = c.get("securityContext")
+    return sc if isinstance(sc, dict) else _EMPTY
+
+
+def _name(c: dict) -> str:
+    n = c.get("name")
+    return n if isinstance(n, str) else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reusable rule helpers (apimachinery validation functions)
+
+
+def _dns1123_label(value: str, path: tuple, errs: list[FieldError]) -> None:
+    if _DNS1123_LABEL_RE.fullmatch(value) and len(value) <= 63:
+        return
+    if len(value.encode()) > 63:
+        errs.append(FieldError("Invalid", path, "must be no more than 63 characters", value))
+    if not _DNS1123_LABEL_RE.fullmatch(value):
+        msg = "must not contain dots" if _DNS1123_SUBDOMAIN_RE.fullmatch(value) else _DNS1123_LABEL_MSG
+        errs.append(FieldError("Invalid", path, msg, value))
+
+
+def _dns1123_subdomain_msgs(value: str) -> list[str]:
+    msgs = []
+    if len(value.encode()) > 253:
+        msgs.append("must be no more than 253 characters")
+    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
+        msgs.append(_DNS1123_SUBDOMAIN_MSG)
+    return msgs
+
+
+def _check_id(v: object, path: tuple, errs: list[FieldError]) -> None:
+    """IsValidUserID / IsValidGroupID: 0..MaxInt32, 0 included."""
+    n = _i(v)
+    if n is not None and (n < 0 or n > _MAX_ID):
+        errs.append(FieldError("Invalid", path, _RANGE_MSG, n))
+
+
+def _check_mode(v: object, path: tuple, errs: list[FieldError]) -> None:
+    n = _i(v)
+    if n is not None and (n > 0o777 or n < 0):
+        errs.append(FieldError("Invalid", path, _FILE_MODE_MSG, n))
+
+
+def _no_backsteps(p: str, path: tuple, errs: list[FieldError]) -> None:
+    if ".." in p and ".." in p.split("/"):
+        errs.append(FieldError("Invalid", path, "must not contain '..'", p))
+
+
+def _local_descending_path(p: str, path: tuple, errs: list[FieldError]) -> None:
+    if p.startswith("/"):
+        errs.append(FieldError("Invalid", path, "must be a relative path", p))
+    _no_backsteps(p, path, errs)
+
+
+def _local_non_reserved_path(p: str, path: tuple, errs: list[FieldError]) -> None:
+    _local_descending_path(p, path, errs)
+    if p.startswith("..") and not p.startswith("../"):
+        errs.append(FieldError("Invalid", path, "must not start with '..'", p))
+
+
+def _port_num(v: object, path: tuple, errs: list[FieldError]) -> None:
+    n = _i(v)
+    if n is not None and not 1 <= n <= 65535:
+        errs.append(FieldError("Invalid", path, _PORT_RANGE_MSG, n))
+
+
+# ---------------------------------------------------------------------------------------------
+# Seccomp / AppArmor / Windows options (both levels)
+
+
+def _seccomp_field(prof: object, path: tuple, errs: list[FieldError]) -> None:
+    """validateSeccompProfileField."""
+    if not isinstance(prof, dict):
+        return
+    t = prof.get("type")
+    t = t if isinstance(t, str) else ""
+    if t not in _PROFILE_TYPES:
+        if t == "":
+            errs.append(
+                FieldError("Required", (*path, "type"), "type is required when seccompProfile is set")
+            )
+        else:
+            errs.append(FieldError("NotSupported", (*path, "type"), value=t, supported=_PROFILE_TYPES))
+    lp = prof.get("localhostProfile")
+    if t == "Localhost":
+        if lp is None:
+            errs.append(
+                FieldError(
+                    "Required", (*path, "localhostProfile"), "must be set when seccomp type is Localhost"
+                )
+            )
+        elif isinstance(lp, str):
+            _local_descending_path(lp, (*path, "localhostProfile"), errs)
+    elif lp is not None:
+        errs.append(
+            FieldError(
+                "Invalid", (*path, "localhostProfile"), "can only be set when seccomp type is Localhost", prof
+            )
+        )
+
+
+def _apparmor_field(prof: object, path: tuple, errs: list[FieldError]) -> None:
+    """ValidateAppArmorProfileField."""
+    if not isinstance(prof, dict):
+        return
+    t = prof.get("type")
+    t = t if isinstance(t, str) else ""
+    lp = prof.get("localhostProfile")
+    lp_path = (*path, "localhostProfile")
+    if t == "Localhost":
+        if lp is None:
+            errs.append(FieldError("Required", lp_path, "must be set when AppArmor type is Localhost"))
+        elif isinstance(lp, str):
+            stripped = lp.strip(_GO_SPACE)
+            if stripped != lp:
+                errs.append(FieldError("Invalid", lp_path, "must not be padded with whitespace", lp))
+            elif stripped == "":
+                errs.append(FieldError("Required", lp_path, "must be set when AppArmor type is Localhost"))
+            if len(lp) > 1023 and len(lp.encode()) > 4095:
+                errs.append(FieldError("TooLong", lp_path, "may not be more than 4095 bytes"))
+    elif t in ("RuntimeDefault", "Unconfined"):
+        if lp is not None:
+            errs.append(FieldError("Invalid", lp_path, "can only be set when AppArmor type is Localhost", lp))
+    elif t == "":
+        errs.append(FieldError("Required", (*path, "type"), "type is required when appArmorProfile is set"))
+    else:
+        errs.append(FieldError("NotSupported", (*path, "type"), value=t, supported=_PROFILE_TYPES))
+
+
+def _windows_options(wo: object, path: tuple, errs: list[FieldError]) -> None:
+    """validateWindowsSecurityContextOptions."""
+    if not isinstance(wo, dict) or not wo:
+        return
+    name = _s(wo.get("gmsaCredentialSpecName"))
+    if name is not None:
+        for msg in _dns1123_subdomain_msgs(name):
+            errs.append(FieldError("Invalid", (*path, "gmsaCredentialSpecName"), msg, name))
+    spec = _s(wo.get("gmsaCredentialSpec"))
+    if spec is not None:
+        size = len(spec.encode())
+        if size == 0:
+            errs.append(
+                FieldError(
+                    "Invalid",
+                    (*path, "gmsaCredentialSpec"),
+                    "gmsaCredentialSpec cannot be an empty string",
+                    spec,
+                )
+            )
+        elif size > 64 * 1024:
+            errs.append(
+                FieldError(
+                    "Invalid",
+                    (*path, "gmsaCredentialSpec"),
+                    "gmsaCredentialSpec size must be under 64 KiB",
+                    spec,
+                )
+            )
+    user = _s(wo.get("runAsUserName"))
+    if user is not None:
+        _run_as_user_name(user, (*path, "runAsUserName"), errs)
+
+
+def _run_as_user_name(value: str, path: tuple, errs: list[FieldError]) -> None:
+    def bad(msg: str) -> None:
+        errs.append(FieldError("Invalid", path, msg, value))
+
+    if value == "":
+        bad("runAsUserName cannot be an empty string")
+        return
+    if _CTRL_RE.search(value):
+        bad("runAsUserName cannot contain control characters")
+        return
+    parts = value.split("\\")
+    if len(parts) > 2:
+        bad("runAsUserName cannot contain more than one backslash")
+        return
+    has_domain = len(parts) == 2
+    domain, user = (parts[0], parts[1]) if has_domain else ("", parts[0])
+    if len(domain.encode()) >= 256:
+        bad("runAsUserName's Domain length must be under 256 characters")
+    if has_domain and not (_NETBIOS_RE.fullmatch(domain) or _WIN_DOMAIN_DNS_RE.fullmatch(domain)):
+        bad("runAsUserName's Domain doesn't match the NetBios nor the DNS format")
+    ulen = len(user.encode())
+    if ulen == 0:
+        bad("runAsUserName's User cannot be empty")
+    elif ulen > 104:
+        bad("runAsUserName's User length must not be longer than 104 characters")
+    if _USER_DOTS_SPACES_RE.fullmatch(user):
+        bad("runAsUserName's User cannot contain only periods or spaces")
+    if _USER_BAD_CHARS_RE.search(user):
+        bad("runAsUserName's User cannot contain the following characters: \"/\\:;|=,+*?<>@[]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Container security context (ValidateSecurityContext)
+
+
+def _container_security_context(
+    sc: dict, path: tuple, host_users: bool, opts: ValidationOptions, errs: list[FieldError]
+) -> None:
+    priv = sc.get("privileged")
+    if priv is True and not opts.allow_privileged:
+        errs.append(FieldError("Forbidden", (*path, "privileged"), "disallowed by cluster policy"))
+    if "runAsUser" in sc:
+        _check_id(sc["runAsUser"], (*path, "runAsUser"), errs)
+    if "runAsGroup" in sc:
+        _check_id(sc["runAsGroup"], (*path, "runAsGroup"), errs)
+    pm = sc.get("procMount")
+    if isinstance(pm, str):
+        if pm not in _PROC_MOUNT_TYPES:
+            errs.append(
+                FieldError("NotSupported", (*path, "procMount"), value=pm, supported=_PROC_MOUNT_TYPES)
+            )
+        if host_users and pm == "Unmasked":
+            errs.append(
+                FieldError("Invalid", (*path, "procMount"), "`hostUsers` must be false to use `Unmasked`", pm)
+            )
+    if "seccompProfile" in sc:
+        _seccomp_field(sc["seccompProfile"], (*path, "seccompProfile"), errs)
+    if sc.get("allowPrivilegeEscalation") is False:
+        if priv is True:
+            errs.append(FieldError("Invalid", path, _APE_PRIVILEGED, sc))
+        caps = _d(sc.get("capabilities"))
+        add = _l(caps.get("add")) if caps else None
+        if add:
+            for cap in add:
+                if cap == "CAP_SYS_ADMIN":
+                    errs.append(FieldError("Invalid", path, _APE_SYS_ADMIN, sc))
+    if "windowsOptions" in sc:
+        _windows_options(sc["windowsOptions"], (*path, "windowsOptions"), errs)
+    if "appArmorProfile" in sc:
+        _apparmor_field(sc["appArmorProfile"], (*path, "appArmorProfile"), errs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Volumes (ValidateVolumes)
+
+
+def _key_to_path(kp: dict, path: tuple, errs: list[FieldError]) -> None:
+    key = _s(kp.get("key")) or ""
+    p = _s(kp.get("path")) or ""
+    if not key:
+        errs.append(FieldError("Required", (*path, "key")))
+    if not p:
+        errs.append(FieldError("Required", (*path, "path")))
+    _local_non_reserved_path(p, (*path, "path"), errs)
+    if "mode" in kp:
+        _check_mode(kp["mode"], (*path, "mode"), errs)
+
+
+def _items(src: dict, path: tuple, errs: list[FieldError]) -> None:
+    items = _l(src.get("items"))
+    if items:
+        for j, kp in enumerate(items):
+            _key_to_path(kp if isinstance(kp, dict) else _EMPTY, (*path, "items", j), errs)
+
+
+def _downward_api_file(f: dict, path: tuple, errs: list[FieldError]) -> None:
+    """validateDownwardAPIVolumeFile — upstream reports these at the source path, unindexed."""
+    p = _s(f.get("path")) or ""
+    if not p:
+        errs.append(FieldError("Required", (*path, "path")))
+    _local_non_reserved_path(p, (*path, "path"), errs)
+    has_field = f.get("fieldRef") is not None
+    has_resource = f.get("resourceFieldRef") is not None
+    if has_field:
+        if has_resource:
+            errs.append(
+                FieldError(
+                    "Invalid",
+                    path,
+                    "fieldRef and resourceFieldRef can not be specified simultaneously",
+                    "resource",
+                )
+            )
+    elif not has_resource:
+        errs.append(FieldError("Required", path, "one of fieldRef and resourceFieldRef is required"))
+    if "mode" in f:
+        _check_mode(f["mode"], (*path, "mode"), errs)
+
+
+def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None:
+    sources = _l(proj.get("sources"))
+    if not sources:
+        return
+    all_paths: set[str] = set()
+
+    def track(p: str, value: object) -> None:
+        if p in all_paths:
+            errs.append(FieldError("Invalid", path, "conflicting duplicate paths", value))
+        else:
+            all_paths.add(p)
+
+    for i, source in enumerate(sources):
+        if not isinstance(source, dict):
+            continue
+        num = 0
+        src_path = (*path, "sources", i)
+        for kind in ("secret", "configMap"):
+            obj = source.get(kind)
+            if obj is None:
+                continue
+            num += 1
+            obj = obj if isinstance(obj, dict) else _EMPTY
+            obj_name = _s(obj.get("name")) or ""
+            if not obj_name:
+                errs.append(FieldError("Required", (*src_path, kind, "name")))
+            items = _l(obj.get("items"))
+            for j, kp in enumerate(items or ()):
+                kp = kp if isinstance(kp, dict) else _EMPTY
+                _key_to_path(kp, (*src_path, kind, "items", j), errs)
+                p = _s(kp.get("path")) or ""
+                if p:
+                    track(p, obj_name)
+        dapi = source.get("downwardAPI")
+        if dapi is not None:
+            num += 1
+            items = _l(dapi.get("items")) if isinstance(dapi, dict) else None
+            for f in items or ():
+                f = f if isinstance(f, dict) else _EMPTY
+                _downward_api_file(f, (*src_path, "downwardAPI"), errs)
+                p = _s(f.get("path")) or ""
+                if p:
+                    track(p, p)
+        sat = source.get("serviceAccountToken")
+        if sat is not None:
+            num += 1
+            sat = sat if isinstance(sat, dict) else _EMPTY
+            exp = _i(sat.get("expirationSeconds"))
+            if exp is None:
+                exp = 3600  # SetDefaults_ServiceAccountTokenProjection
+            exp_path = (*src_path, "serviceAccountToken", "expirationSeconds")
+            if exp < 600:
+                errs.append(
+                    FieldError("Invalid", exp_path, "may not specify a duration less than 10 minutes", exp)
+                )
+            if exp > 1 << 32:
+                errs.append(
+                    FieldError(
+                        "Invalid", exp_path, "may not specify a duration larger than 2^32 seconds", exp
+                    )
+                )
+            p = _s(sat.get("path")) or ""
+            if not p:
+                errs.append(FieldError("Required", (*path, "path")))
+            else:
+                _local_non_reserved_path(p, (*path, "path"), errs)
+        ctb = source.get("clusterTrustBundle")
+        if ctb is not None:
+            num += 1
+            ctb = ctb if isinstance(ctb, dict) else _EMPTY
+            p = _s(ctb.get("path")) or ""
+            if not p:
+                errs.append(FieldError("Required", (*src_path, "clusterTrustBundle", "path")))
+            _local_non_reserved_path(p, (*src_path, "clusterTrustBundle", "path"), errs)
+            track(p, p)
+        if num > 1:
+            errs.append(
+                FieldError("Forbidden", src_path, "may not specify more than 1 volume type per source")
+            )
+
+
+def _negative_quantity(v: object) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int | float):
+        return v < 0
+    if isinstance(v, str):
+        m = _QUANTITY_RE.fullmatch(v.strip())
+        if m and m.group(1) == "-":
+            try:
+                return float(m.group(2)) != 0
+            except ValueError:
+                return False
+    return False
+
+
+def _volume_source(vol: dict, idx: tuple, opts: ValidationOptions, errs: list[FieldError]) -> None:
+    """validateVolumeSource: exactly one source; the first one present is validated."""
+    num = 0
+    for key, seg in _VOLUME_SOURCES:
+        src = vol.get(key)
+        if src is None:
+            continue
+        if num > 0:
+            errs.append(FieldError("Forbidden", (*idx, seg), _ONE_VOLUME_TYPE))
+            continue
+        num += 1
+        if not isinstance(src, dict):
+            continue
+        path = (*idx, key)
+        if key == "emptyDir":
+            if "sizeLimit" in src and _negative_quantity(src["sizeLimit"]):
+                errs.append(
+                    FieldError(
+                        "Forbidden", (*path, "sizeLimit"), "SizeLimit field must be a valid resource quantity"
+                    )
+                )
+        elif key == "hostPath":
+            p = _s(src.get("path")) or ""
+            if not p:
+                errs.append(FieldError("Required", (*path, "path")))
+                continue
+            _no_backsteps(p, (*path, "path"), errs)
+            t = src.get("type")
+            if isinstance(t, str) and t not in _HOST_PATH_TYPES:
+                errs.append(FieldError("NotSupported", (*path, "type"), value=t, supported=_HOST_PATH_TYPES))
+        elif key == "secret" or key == "configMap":
+            name_key = "secretName" if key == "secret" else "name"
+            if not _s(src.get(name_key)):
+                errs.append(FieldError("Required", (*path, name_key)))
+            if "defaultMode" in src:
+                _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
+            _items(src, path, errs)
+        elif key == "downwardAPI":
+            if "defaultMode" in src:
+                _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
+            for f in _l(src.get("items")) or ():
+                _downward_api_file(f if isinstance(f, dict) else _EMPTY, path, errs)
+        elif key == "projected":
+            if "defaultMode" in src:
+                _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
+            _projection_sources(src, path, errs)
+        elif key == "persistentVolumeClaim":
+            if not _s(src.get("claimName")):
+                errs.append(FieldError("Required", (*path, "claimName")))
+        elif key == "gitRepo":
+            if not _s(src.get("repository")):
+                errs.append(FieldError("Required", (*path, "repository")))
+            _local_descending_path(_s(src.get("directory")) or "", (*path, "directory"), errs)
+        elif key == "nfs":
+            server = _s(src.get("server")) or ""
+            p = _s(src.get("path")) or ""
+            if not server:
+                errs.append(FieldError("Required", (*path, "server")))
+            if not p:
+                errs.append(FieldError("Required", (*path, "path")))
+            if not p.startswith("/"):
+                errs.append(FieldError("Invalid", (*path, "path"), "must be an absolute path", p))
+        elif key == "image" and opts.resource_is_pod and not _s(src.get("reference")):
+            errs.append(FieldError("Required", (*path, "reference")))
+    if num == 0:
+        errs.append(FieldError("Required", idx, "must specify a volume type"))
+
+
+def _volumes(vols: list, opts: ValidationOptions, errs: list[FieldError]) -> dict[str, dict]:
+    """ValidateVolumes → the volumes containers may mount (a volume with any error is not one)."""
+    known: dict[str, dict] = {}
+    for i, vol in enumerate(vols):
+        vol = vol if isinstance(vol, dict) else _EMPTY
+        idx = ("spec", "volumes", i)
+        before = len(errs)
+        _volume_source(vol, idx, opts, errs)
+        name = _name(vol)
+        if not name:
+            errs.append(FieldError("Required", (*idx, "name")))
+        else:
+            _dns1123_label(name, (*idx, "name"), errs)
+        if name in known:
+            errs.append(FieldError("Duplicate", (*idx, "name"), value=name))
+        if len(errs) == before:
+            known[name] = vol
+    return known
+
+
+# ---------------------------------------------------------------------------------------------
+# Containers
+
+
+def _volume_mounts(mounts: list, c: dict, vols: dict[str, dict], path: tuple, errs: list[FieldError]) -> None:
+    """ValidateVolumeMounts."""
+    seen: set[str] = set()
+    base = (*path, "volumeMounts")
+    for i, m in enumerate(mounts):
+        m = m if isinstance(m, dict) else _EMPTY
+        idx = (*base, i)
+        name = _name(m)
+        mount_path = _s(m.get("mountPath")) or ""
+        if not name:
+            errs.append(FieldError("Required", (*idx, "name")))
+        if name not in vols:
+            errs.append(FieldError("NotFound", (*idx, "name"), value=name))
+        if not mount_path:
+            errs.append(FieldError("Required", (*idx, "mountPath")))
+        if mount_path in seen:
+            errs.append(FieldError("Invalid", (*idx, "mountPath"), "must be unique", mount_path))
+        seen.add(mount_path)
+        sub = _s(m.get("subPath")) or ""
+        sub_expr = _s(m.get("subPathExpr")) or ""
+        vol = vols.get(name)
+        if vol is not None and vol.get("image") is not None:
+            if sub:
+                errs.append(
+                    FieldError("Invalid", (*idx, "subPath"), "not allowed in image volume sources", sub)
+                )
+            if sub_expr:
+                errs.append(
+                    FieldError(
+                        "Invalid", (*idx, "subPathExpr"), "not allowed in image volume sources", sub_expr
+                    )
+                )
+        if sub:
+            _local_descending_path(sub, (*base, "subPath"), errs)
+        if sub_expr:
+            if sub:
+                errs.append(
+                    FieldError(
+                        "Invalid",
+                        (*idx, "subPathExpr"),
+                        "subPathExpr and subPath are mutually exclusive",
+                        sub_expr,
+                    )
+                )
+            _local_descending_path(sub_expr, (*base, "subPathExpr"), errs)
+        prop = _s(m.get("mountPropagation"))
+        if prop is not None:
+            prop_path = (*base, "mountPropagation")
+            if prop not in _MOUNT_PROPAGATIONS:
+                errs.append(FieldError("NotSupported", prop_path, value=prop, supported=_MOUNT_PROPAGATIONS))
+            if prop == "Bidirectional" and _sc(c).get("privileged") is not True:
+                errs.append(
+                    FieldError(
+                        "Forbidden",
+                        prop_path,
+                        "Bidirectional mount propagation is available only to privileged containers",
+                    )
+                )
+        rro = _s(m.get("recursiveReadOnly"))
+        if rro is not None and rro != "Disabled":
+            rro_path = (*base, "recursiveReadOnly")
+            if rro in _RECURSIVE_READ_ONLY:
+                if m.get("readOnly") is not True:
+                    errs.append(
+                        FieldError("Forbidden", rro_path, "may only be specified when readOnly is true")
+                    )
+                if prop is not None and prop != "None":
+                    errs.append(
+                        FieldError(
+                            "Forbidden",
+                            rro_path,
+                            "may only be specified when mountPropagation is None or not specified",
+                        )
+                    )
+            else:
+                errs.append(FieldError("NotSupported", rro_path, value=rro, supported=_RECURSIVE_READ_ONLY))
+
+
+def _container_ports(ports: list, path: tuple, errs: list[FieldError]) -> None:
+    for i, p in enumerate(ports):
+        p = p if isinstance(p, dict) else _EMPTY
+        idx = (*path, "ports", i)
+        cp = _i(p.get("containerPort"))
+        if not cp:
+            errs.append(FieldError("Required", (*idx, "containerPort")))
+        else:
+            _port_num(cp, (*idx, "containerPort"), errs)
+        hp = _i(p.get("hostPort"))
+        if hp:
+            _port_num(hp, (*idx, "hostPort"), errs)
+        proto = _s(p.get("protocol"))
+        if proto and proto not in _PROTOCOLS:
+            errs.append(FieldError("NotSupported", (*idx, "protocol"), value=proto, supported=_PROTOCOLS))
+
+
+def _container_common(
+    c: dict,
+    path: tuple,
+    vols: dict[str, dict],
+    host_users: bool,
+    opts: ValidationOptions,
+    errs: list[FieldError],
+) -> None:
+    """validateContainerCommon: name, image, ports, mounts, pull policy, security context."""
+    name = _name(c)
+    if not name:
+        errs.append(FieldError("Required", (*path, "name")))
+    else:
+        _dns1123_label(name, (*path, "name"), errs)
+    if not _s(c.get("image")):
+        errs.append(FieldError("Required", (*path, "image")))
+    tmp = _s(c.get("terminationMessagePolicy"))
+    if tmp and tmp not in _TERMINATION_MESSAGE_POLICIES:
+        errs.append(
+            FieldError(
+                "NotSupported",
+                (*path, "terminationMessagePolicy"),
+                value=tmp,
+                supported=_TERMINATION_MESSAGE_POLICIES,
+            )
+        )
+    ports = _l(c.get("ports"))
+    if ports:
+        _container_ports(ports, path, errs)
+    mounts = _l(c.get("volumeMounts"))
+    if mounts:
+        _volume_mounts(mounts, c, vols, path, errs)
+    pull = _s(c.get("imagePullPolicy"))
+    if pull and pull not in _PULL_POLICIES:
+        errs.append(
+            FieldError("NotSupported", (*path, "imagePullPolicy"), value=pull, supported=_PULL_POLICIES)
+        )
+    sc = c.get("securityContext")
+    if isinstance(sc, dict) and sc:
+        _container_security_context(sc, (*path, "securityContext"), host_users, opts, errs)
+
+
+def _host_port_conflicts(containers: list, base: tuple, errs: list[FieldError], offset: int = 0) -> None:
+    """AccumulateUniqueHostPorts over one list (init containers are checked one at a time)."""
+    seen: set[str] = set()
+    for ci, c in enumerate(containers):
+        if not isinstance(c, dict):
+            continue
+        ports = _l(c.get("ports"))
+        for pi, p in enumerate(ports or ()):
+            if not isinstance(p, dict):
+                continue
+            hp = _i(p.get("hostPort"))
+            if not hp:
+                continue
+            proto = _s(p.get("protocol")) or "TCP"
+            key = f"{proto}/{_s(p.get('hostIP')) or ''}/{hp}"
+            if key in seen:
+                errs.append(FieldError("Duplicate", (*base, ci + offset, "ports", pi, "hostPort"), value=key))
+            else:
+                seen.add(key)
+
+
+def _as_container(c: object) -> dict:
+    return c if isinstance(c, dict) else _EMPTY
+
+
+def _containers(
+    ctrs: list, vols: dict[str, dict], host_users: bool, opts: ValidationOptions, errs: list[FieldError]
+) -> None:
+    """validateContainers (regular containers)."""
+    if not ctrs:
+        errs.append(FieldError("Required", ("spec", "containers")))
+        return
+    names: set[str] = set()
+    for i, c in enumerate(ctrs):
+        c = _as_container(c)
+        path = ("spec", "containers", i)
+        _container_common(c, path, vols, host_users, opts, errs)
+        name = _name(c)
+        if name in names:
+            errs.append(FieldError("Duplicate", (*path, "name"), value=name))
+        else:
+            names.add(name)
+        if c.get("restartPolicy") is not None:
+            errs.append(
+                FieldError("Forbidden", (*path, "restartPolicy"), "may not be set for non-init containers")
+            )
+    _host_port_conflicts(ctrs, ("spec", "containers"), errs)
+
+
+def _init_containers(
+    inits: list,
+    ctrs: list,
+    vols: dict[str, dict],
+    host_users: bool,
+    opts: ValidationOptions,
+    errs: list[FieldError],
+) -> None:
+    """validateInitContainers."""
+    names = {_name(_as_container(c)) for c in ctrs}
+    for i, c in enumerate(inits):
+        c = _as_container(c)
+        path = ("spec", "initContainers", i)
+        _container_common(c, path, vols, host_users, opts, errs)
+        restart_always = False
+        rp = c.get("restartPolicy")
+        if isinstance(rp, str):
+            if rp != "Always":
+                errs.append(
+                    FieldError("NotSupported", (*path, "restartPolicy"), value=rp, supported=("Always",))
+                )
+            restart_always = rp == "Always"
+        name = _name(c)
+        if name in names:
+            errs.append(FieldError("Duplicate", (*path, "name"), value=name))
+        elif name:
+            names.add(name)
+        _host_port_conflicts([c], ("spec", "initContainers"), errs, offset=i)
+        if not restart_always:
+            for fld in _INIT_FORBIDDEN_FIELDS:
+                if c.get(fld) is not None:
+                    errs.append(FieldError("Forbidden", (*path, fld), _INIT_FORBIDDEN))
+
+
+def _image_whitespace(c: dict, path: tuple, errs: list[FieldError]) -> None:
+    """validateContainerOnlyForPod."""
+    image = _s(c.get("image"))
+    if image and image.strip(_GO_SPACE) != image:
+        errs.append(
+            FieldError("Invalid", (*path, "image"), "must not have leading or trailing whitespace", image)
+        )
+
+
+def _ephemeral_containers(
+    ephs: list,
+    ctrs: list,
+    inits: list,
+    vols: dict[str, dict],
+    host_users: bool,
+    opts: ValidationOptions,
+    errs: list[FieldError],
+) -> None:
+    """validateEphemeralContainers."""
+    other = {_name(_as_container(c)) for c in ctrs}
+    other.update(_name(_as_container(c)) for c in inits)
+    names = set(other)
+    for i, c in enumerate(ephs):
+        c = _as_container(c)
+        path = ("spec", "ephemeralContainers", i)
+        _container_common(c, path, vols, host_users, opts, errs)
+        _image_whitespace(c, path, errs)
+        name = _name(c)
+        if name in names:
+            errs.append(FieldError("Duplicate", (*path, "name"), value=name))
+        else:
+            names.add(name)
+        target = _s(c.get("targetContainerName"))
+        if target and target not in other:
+            errs.append(FieldError("NotFound", (*path, "targetContainerName"), value=target))
+        for fld in _EPHEMERAL_DISALLOWED:
+            v = c.get(fld)
+            if v is None or (fld == "resources" and isinstance(v, dict) and not v):
+                continue
+            errs.append(FieldError("Forbidden", (*path, fld), _EPHEMERAL_FORBIDDEN))
+        mounts = _l(c.get("volumeMounts"))
+        for j, m in enumerate(mounts or ()):
+            if not isinstance(m, dict):
+                continue
+            if _s(m.get("subPath")):
+                errs.append(
+                    FieldError("Forbidden", (*path, "volumeMounts", j, "subPath"), _EPHEMERAL_FORBIDDEN)
+                )
+            if _s(m.get("subPathExpr")):
+                errs.append(
+                    FieldError("Forbidden", (*path, "volumeMounts", j, "subPathExpr"), _EPHEMERAL_FORBIDDEN)
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pod level
+
+
+def _sysctl_namespace(name: str) -> str:
+    """component-helpers sysctl.GetNamespace: "Net", "IPC" or ""."""
+    first = -1
+    for i, ch in enumerate(name):
+        if ch in "./":
+            first = i
+            break
+    if first != -1 and name[first] == "/":
+        name = name.translate(_SLASH_SWAP)
+    star = name.find("*")
+    if star != -1:
+        name = name[:star]
+    if name in _IPC_SYSCTLS:
+        return "IPC"
+    if name.startswith("net."):
+        return "Net"
+    if name.startswith("fs.mqueue."):
+        return "IPC"
+    return ""
+
+
+_SLASH_SWAP = str.maketrans({".": "/", "/": "."})
+
+
+def _sysctls(sysctls: list, sp: dict, errs: list[FieldError]) -> None:
+    """validateSysctls (create: namespaced sysctls are refused with hostNetwork/hostIPC)."""
+    seen: set[str] = set()
+    host_net = sp.get("hostNetwork") is True
+    host_ipc = sp.get("hostIPC") is True
+    for i, s in enumerate(sysctls):
+        s = s if isinstance(s, dict) else _EMPTY
+        name = _name(s)
+        path = ("spec", "securityContext", "sysctls", i, "name")
+        if not name:
+            errs.append(FieldError("Required", path))
+        elif len(name) > 253 or not _SYSCTL_RE.fullmatch(name):
+            errs.append(FieldError("Invalid", path, _SYSCTL_MSG, name))
+        elif name in seen:
+            errs.append(FieldError("Duplicate", path, value=name))
+        if host_net or host_ipc:
+            ns = _sysctl_namespace(name)
+            if host_net and ns == "Net":
+                errs.append(
+                    FieldError("Invalid", path, "may not be specified when 'hostNetwork' is true", name)
+                )
+            elif host_ipc and ns == "IPC":
+                errs.append(FieldError("Invalid", path, "may not be specified when 'hostIPC' is true", name))
+        seen.add(name)
+
+
+def _pod_security_context(
+    psc: dict | None, sp: dict, opts: ValidationOptions, errs: list[FieldError]
+) -> None:
+    """validatePodSpecSecurityContext (the internal PodSecurityContext includes spec.host*)."""
+    base = ("spec", "securityContext")
+    if psc:
+        if "fsGroup" in psc:
+            _check_id(psc["fsGroup"], (*base, "fsGroup"), errs)
+        if "runAsUser" in psc:
+            _check_id(psc["runAsUser"], (*base, "runAsUser"), errs)
+        if "runAsGroup" in psc:
+            _check_id(psc["runAsGroup"], (*base, "runAsGroup"), errs)
+        groups = _l(psc.get("supplementalGroups"))
+        if groups:
+            for g, gid in enumerate(groups):
+                _check_id(gid, (*base, "supplementalGroups", g), errs)
+    if sp.get("shareProcessNamespace") is True and sp.get("hostPID") is True:
+        errs.append(
+            FieldError(
+                "Invalid",
+                (*base, "shareProcessNamespace"),
+                "ShareProcessNamespace and HostPID cannot both be enabled",
+                True,
+            )
+        )
+    if not psc:
+        return
+    sysctls = _l(psc.get("sysctls"))
+    if sysctls:
+        _sysctls(sysctls, sp, errs)
+    pol = psc.get("fsGroupChangePolicy")
+    if isinstance(pol, str) and pol not in _FSGROUP_POLICIES:
+        errs.append(
+            FieldError("NotSupported", (*base, "fsGroupChangePolicy"), value=pol, supported=_FSGROUP_POLICIES)
+        )
+    if "seccompProfile" in psc:
+        _seccomp_field(psc["seccompProfile"], (*base, "seccompProfile"), errs)
+    if "windowsOptions" in psc:
+        _windows_options(psc["windowsOptions"], (*base, "windowsOptions"), errs)
+    if "appArmorProfile" in psc:
+        _apparmor_field(psc["appArmorProfile"], (*base, "appArmorProfile"), errs)
+    pol = psc.get("supplementalGroupsPolicy")
+    if isinstance(pol, str) and pol not in _SUPPLEMENTAL_POLICIES:
+        errs.append(
+            FieldError(
+                "NotSupported",
+                (*base, "supplementalGroupsPolicy"),
+                value=pol,
+                supported=_SUPPLEMENTAL_POLICIES,
+            )
+        )
+    pol = psc.get("seLinuxChangePolicy")
+    if isinstance(pol, str):
+        allowed = ("Recursive",) if opts.allow_only_recursive_selinux_change_policy else _SELINUX_POLICIES
+        if pol not in allowed:
+            errs.append(
+                FieldError("NotSupported", (*base, "seLinuxChangePolicy"), value=pol, supported=allowed)
+            )
+
+
+def _visit(inits: list, ctrs: list, ephs: list) -> Iterator[tuple[dict, tuple]]:
+    """podshelper.VisitContainersWithPath order: init, regular, ephemeral."""
+    for i, c in enumerate(inits):
+        yield _as_container(c), ("spec", "initContainers", i)
+    for i, c in enumerate(ctrs):
+        yield _as_container(c), ("spec", "containers", i)
+    for i, c in enumerate(ephs):
+        yield _as_container(c), ("spec", "ephemeralContainers", i)
+
+
+def _host_process(
+    psc: dict | None,
+    sp: dict,
+    visit: list[tuple[dict, tuple]],
+    opts: ValidationOptions,
+    errs: list[FieldError],
+) -> None:
+    """validateWindowsHostProcessPod."""
+    pod_wo = _d(psc.get("windowsOptions")) if psc else None
+    pod_hp = pod_wo.get("hostProcess") if pod_wo else None
+    if not isinstance(pod_hp, bool):
+        pod_hp = None
+    count = 0
+    hp_count = 0
+    for c, cpath in visit:
+        count += 1
+        wo = _sc(c).get("windowsOptions")
+        c_hp = wo.get("hostProcess") if isinstance(wo, dict) else None
+        if not isinstance(c_hp, bool):
+            c_hp = None
+        if pod_hp is not None and c_hp is not None and pod_hp != c_hp:
+            errs.append(
+                FieldError(
+                    "Invalid",
+                    (*cpath, "securityContext", "windowsOptions", "hostProcess"),
+                    _HOST_PROCESS_SAME + ("true" if pod_hp else "false"),
+                    c_hp,
+                )
+            )
+        if c_hp is True or (c_hp is None and pod_hp is True):
+            hp_count += 1
+    if hp_count:
+        if hp_count != count:
+            errs.append(
+                FieldError(
+                    "Invalid",
+                    ("spec",),
+                    _HOST_PROCESS_ALL,
+                    "",
+                )
+            )
+        if sp.get("hostNetwork") is not True:
+            errs.append(
+                FieldError(
+                    "Invalid",
+                    ("spec", "hostNetwork"),
+                    "hostNetwork must be true if pod contains any hostProcess containers",
+                    False,
+                )
+            )
+        if not opts.allow_privileged:
+            errs.append(
+                FieldError("Forbidden", ("spec",), "hostProcess containers are disallowed by cluster policy")
+            )
+
+
+def _host_users(sp: dict, errs: list[FieldError]) -> None:
+    """validateHostUsers — the capitalised ``HostPID``/``HostIPC`` segments are upstream's."""
+    if sp.get("hostUsers") is not False:
+        return
+    if sp.get("hostNetwork") is True:
+        errs.append(FieldError("Forbidden", ("spec", "hostNetwork"), _HOST_USERS_FALSE))
+    if sp.get("hostPID") is True:
+        errs.append(FieldError("Forbidden", ("spec", "HostPID"), _HOST_USERS_FALSE))
+    if sp.get("hostIPC") is True:
+        errs.append(FieldError("Forbidden", ("spec", "HostIPC"), _HOST_USERS_FALSE))
+
+
+_WINDOWS_POD_FIELDS = (
+    ("securityContext", "appArmorProfile"),
+    ("securityContext", "seLinuxOptions"),
+    ("spec", "hostUsers"),
+    ("spec", "hostPID"),
+    ("spec", "hostIPC"),
+    ("securityContext", "seccompProfile"),
+    ("securityContext", "fsGroup"),
+    ("securityContext", "fsGroupChangePolicy"),
+    ("securityContext", "sysctls"),
+    ("spec", "shareProcessNamespace"),
+    ("securityContext", "runAsUser"),
+    ("securityContext", "runAsGroup"),
+    ("securityContext", "supplementalGroups"),
+    ("securityContext", "supplementalGroupsPolicy"),
+    ("securityContext", "seLinuxChangePolicy"),
+)
+_WINDOWS_CONTAINER_FIELDS = (
+    "appArmorProfile",
+    "seLinuxOptions",
+    "seccompProfile",
+    "capabilities",
+    "readOnlyRootFilesystem",
+    "privileged",
+    "allowPrivilegeEscalation",
+    "procMount",
+    "runAsUser",
+    "runAsGroup",
+)
+
+
+def _os(psc: dict | None, sp: dict, visit: list[tuple[dict, tuple]], errs: list[FieldError]) -> None:
+    """validateOS, then validateLinux / validateWindows."""
+    os_ = sp.get("os")
+    if os_ is None:
+        return
+    os_ = os_ if isinstance(os_, dict) else _EMPTY
+    name = _s(os_.get("name")) or ""
+    if not name:
+        errs.append(FieldError("Required", ("spec", "os", "name"), "cannot be empty"))
+        return
+    if name not in _OS_NAMES:
+        errs.append(FieldError("NotSupported", ("spec", "os"), value=name, supported=_OS_NAMES))
+        return
+    psc = psc or _EMPTY
+    if name == "linux":
+        if psc.get("windowsOptions") is not None:
+            errs.append(
+                FieldError("Forbidden", ("spec", "securityContext", "windowsOptions"), _NOT_FOR_LINUX)
+            )
+        for c, cpath in visit:
+            if _sc(c).get("windowsOptions") is not None:
+                errs.append(
+                    FieldError("Forbidden", (*cpath, "securityContext", "windowsOptions"), _NOT_FOR_LINUX)
+                )
+        return
+    for where, fld in _WINDOWS_POD_FIELDS:
+        if where == "spec":
+            v = sp.get(fld)
+            hit = v is True if fld in ("hostPID", "hostIPC") else v is not None
+            if hit:
+                errs.append(FieldError("Forbidden", ("spec", fld), _NOT_FOR_WINDOWS))
+        else:
+            v = psc.get(fld)
+            hit = bool(v) if fld == "sysctls" else v is not None
+            if hit:
+                errs.append(FieldError("Forbidden", ("spec", "securityContext", fld), _NOT_FOR_WINDOWS))
+    for c, cpath in visit:
+        sc = _sc(c)
+        if not sc:
+            continue
+        for fld in _WINDOWS_CONTAINER_FIELDS:
+            if sc.get(fld) is not None:
+                errs.append(FieldError("Forbidden", (*cpath, "securityContext", fld), _NOT_FOR_WINDOWS))
+
+
+# ---------------------------------------------------------------------------------------------
+# Annotations
+
+
+def _seccomp_annotation(value: str, path: tuple, errs: list[FieldError]) -> None:
+    """ValidateSeccompProfile for a legacy annotation value."""
+    if value in ("runtime/default", "docker/default", "unconfined"):
+        return
+    if value.startswith("localhost/"):
+        _local_descending_path(value[len("localhost/") :], path, errs)
+        return
+    errs.append(FieldError("Invalid", path, "must be a valid seccomp profile", value))
+
+
+def _annotation_str(v: object) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _pod_annotations(ann: dict, names: set[str], base: tuple, errs: list[FieldError]) -> None:
+    """ValidatePodSpecificAnnotations: the seccomp and AppArmor parts (document order)."""
+    if _SECCOMP_POD_ANNOTATION in ann:
+        _seccomp_annotation(
+            _annotation_str(ann[_SECCOMP_POD_ANNOTATION]), (*base, _SECCOMP_POD_ANNOTATION), errs
+        )
+    for k, v in ann.items():
+        if isinstance(k, str) and k.startswith(_SECCOMP_CONTAINER_PREFIX):
+            _seccomp_annotation(_annotation_str(v), (*base, k), errs)
+    for k, v in ann.items():
+        if not isinstance(k, str) or not k.startswith(_APPARMOR_PREFIX):
+            continue
+        cname = k[len(_APPARMOR_PREFIX) :]
+        if cname not in names:
+            errs.append(FieldError("Invalid", (*base, Key(k)), "container not found", cname))
+        p = _annotation_str(v)
+        if p not in ("", "runtime/default", "unconfined") and not p.startswith("localhost/"):
+            errs.append(
+                FieldError("Invalid", (*base, Key(k)), f"invalid AppArmor profile name: {go_quote(p)}", p)
+            )
+
+
+def _seccomp_match(annotation: str, prof: dict, path: tuple, errs: list[FieldError]) -> None:
+    """validateSeccompAnnotationsAndFieldsMatch."""
+    t = prof.get("type")
+    if t == "Unconfined":
+        if annotation != "unconfined":
+            errs.append(
+                FieldError("Forbidden", (*path, "type"), "seccomp type in annotation and field must match")
+            )
+    elif t == "RuntimeDefault":
+        if annotation not in ("runtime/default", "docker/default"):
+            errs.append(
+                FieldError("Forbidden", (*path, "type"), "seccomp type in annotation and field must match")
+            )
+    elif t == "Localhost":
+        if not annotation.startswith("localhost/"):
+            errs.append(
+                FieldError("Forbidden", (*path, "type"), "seccomp type in annotation and field must match")
+            )
+        elif annotation[len("localhost/") :] != prof.get("localhostProfile"):
+            errs.append(
+                FieldError(
+                    "Forbidden",
+                    (*path, "localhostProfile"),
+                    "seccomp profile in annotation and field must match",
+                )
+            )
+
+
+def _apparmor_match(annotation: str, prof: dict, path: tuple, errs: list[FieldError]) -> None:
+    """The per-container body of validateAppArmorAnnotationsAndFieldsMatchOnCreate."""
+    t = prof.get("type")
+    if t == "Unconfined":
+        if annotation != "unconfined":
+            errs.append(
+                FieldError("Forbidden", (*path, "type"), "apparmor type in annotation and field must match")
+            )
+    elif t == "RuntimeDefault":
+        if annotation != "runtime/default":
+            errs.append(
+                FieldError("Forbidden", (*path, "type"), "apparmor type in annotation and field must match")
+            )
+    elif t == "Localhost":
+        if not annotation.startswith("localhost/"):
+            errs.append(
+                FieldError("Forbidden", (*path, "type"), "apparmor type in annotation and field must match")
+            )
+        elif annotation[len("localhost/") :] != prof.get("localhostProfile"):
+            errs.append(
+                FieldError(
+                    "Forbidden",
+                    (*path, "localhostProfile"),
+                    "apparmor profile in annotation and field must match",
+                )
+            )
+
+
+def _annotations_match_fields(
+    ann: dict, psc: dict | None, sp: dict, visit: list[tuple[dict, tuple]], errs: list[FieldError]
+) -> None:
+    """validateSeccompAnnotationsAndFields + validateAppArmorAnnotationsAndFieldsMatchOnCreate."""
+    pod_seccomp = _d(psc.get("seccompProfile")) if psc else None
+    if pod_seccomp is not None and _SECCOMP_POD_ANNOTATION in ann:
+        _seccomp_match(
+            _annotation_str(ann[_SECCOMP_POD_ANNOTATION]),
+            pod_seccomp,
+            ("spec", "securityContext", "seccompProfile"),
+            errs,
+        )
+    for c, cpath in visit:
+        prof = _d(_sc(c).get("seccompProfile"))
+        if prof is None:
+            continue
+        key = _SECCOMP_CONTAINER_PREFIX + _name(c)
+        if key in ann:
+            _seccomp_match(
+                _annotation_str(ann[key]), prof, (*cpath, "securityContext", "seccompProfile"), errs
+            )
+    os_ = _d(sp.get("os"))
+    if os_ is not None and os_.get("name") == "windows":
+        return
+    pod_aa = _d(psc.get("appArmorProfile")) if psc else None
+    for c, cpath in visit:
+        prof = _d(_sc(c).get("appArmorProfile")) or pod_aa
+        if prof is None:
+            continue
+        key = _APPARMOR_PREFIX + _name(c)
+        if key in ann:
+            _apparmor_match(
+                _annotation_str(ann[key]), prof, (*cpath, "securityContext", "appArmorProfile"), errs
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def validate_pod(
+    metadata: dict | None, spec: dict | None, options: ValidationOptions = _DEFAULT_OPTIONS
+) -> list[FieldError]:
+    """Every error the API server would report for this pod (or pod template), in its order.
+
+    Paths start at the pod (template) root: ``("spec", "containers", 0, …)``; a workload's caller
+    renders them with ``prefix=("spec", "template")``.  An empty list means the API accepts it.
+    """
+    errs: list[FieldError] = []
+    meta = metadata if isinstance(metadata, dict) else _EMPTY
+    sp = spec if isinstance(spec, dict) else _EMPTY
+    is_pod = options.resource_is_pod
+
+    inits = _l(sp.get("initContainers")) or []
+    ctrs = _l(sp.get("containers")) or []
+    ephs = _l(sp.get("ephemeralContainers")) or []
+    psc = _d(sp.get("securityContext"))
+    ann = _d(meta.get("annotations"))
+
+    # metadata: ValidatePodSpecificAnnotations
+    if ann:
+        names = {_name(_as_container(c)) for c in inits}
+        names.update(_name(_as_container(c)) for c in ctrs)
+        names.update(_name(_as_container(c)) for c in ephs)
+        _pod_annotations(ann, names, ("metadata", "annotations") if is_pod else ("annotations",), errs)
+
+    # ValidatePodSpec
+    host_users = sp.get("hostUsers") is not False
+    vol_list = _l(sp.get("volumes"))
+    vols = _volumes(vol_list, options, errs) if vol_list else _EMPTY
+    _containers(ctrs, vols, host_users, options, errs)
+    if inits:
+        _init_containers(inits, ctrs, vols, host_users, options, errs)
+    if ephs:
+        _ephemeral_containers(ephs, ctrs, inits, vols, host_users, options, errs)
+    if sp.get("hostNetwork") is True:
+        for i, c in enumerate(ctrs):
+            for j, p in enumerate(_l(_as_container(c).get("ports")) or ()):
+                if not isinstance(p, dict):
+                    continue
+                hp = _i(p.get("hostPort")) or 0
+                if hp != 0 and hp != (_i(p.get("containerPort")) or 0):
+                    errs.append(
+                        FieldError(
+                            "Invalid",
+                            ("spec", "containers", i, "ports", j, "hostPort"),
+                            "must match `containerPort` when `hostNetwork` is true",
+                            hp,
+                        )
+                    )
+    rp = _s(sp.get("restartPolicy"))
+    if rp and rp not in _RESTART_POLICIES:
+        errs.append(
+            FieldError("NotSupported", ("spec", "restartPolicy"), value=rp, supported=_RESTART_POLICIES)
+        )
+    _pod_security_context(psc, sp, options, errs)
+    visit = list(_visit(inits, ctrs, ephs))
+    _host_process(psc, sp, visit, options, errs)
+    _host_users(sp, errs)
+    _os(psc, sp, visit, errs)
+
+    # pod-only / create-only checks (ValidatePodCreate, ValidatePodTemplateSpec)
+    if is_pod:
+        for i, c in enumerate(ctrs):
+            _image_whitespace(_as_container(c), ("spec", "containers", i), errs)
+        for i, c in enumerate(inits):
+            _image_whitespace(_as_container(c), ("spec", "initContainers", i), errs)
+        if options.on_create:
+            if ephs:
+                errs.append(
+                    FieldError("Forbidden", ("spec", "ephemeralContainers"), "cannot be set on create")
+                )
+            if ann:
+                _annotations_match_fields(ann, psc, sp, visit, errs)
+    else:
+        if ann:
+            _annotations_match_fields(ann, psc, sp, visit, errs)
+        if ephs:
+            errs.append(
+                FieldError(
+                    "Forbidden",
+                    ("spec", "ephemeralContainers"),
+                    "ephemeral containers not allowed in pod template",
+                )
+            )
+    return errs

@@ -1,0 +1,193 @@
+"""Loading manifests: documents, kinds, YAML 1.1 scalars, lines and one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from podsec.errors import InputError
+from podsec.manifest.kinds import workload_of
+from podsec.manifest.loader import load, parse_documents, split_documents
+from podsec.manifest.locate import locate_exact
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+spec:
+  containers:
+  - name: c
+    image: busybox
+"""
+
+
+def write(tmp_path, name: str, text: str):
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_every_workload_kind_finds_its_pod_template(tmp_path):
+    tmpl = "template:\n  metadata: {labels: {a: b}}\n  spec:\n    containers: [{name: c, image: x}]\n"
+    ind = lambda s, n: "\n".join(" " * n + ln if ln else ln for ln in s.splitlines())  # noqa: E731
+    docs = [POD]
+    for kind, api in [("Deployment", "apps/v1"), ("ReplicaSet", "apps/v1"), ("StatefulSet", "apps/v1"),
+                      ("DaemonSet", "apps/v1"), ("Job", "batch/v1"), ("ReplicationController", "v1")]:
+        docs.append(f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: {kind.lower()}}}\nspec:\n{ind(tmpl, 2)}\n")
+    docs.append(f"apiVersion: v1\nkind: PodTemplate\nmetadata: {{name: pt}}\n{tmpl}")
+    docs.append("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: cj}\nspec:\n  schedule: '* * * * *'\n"
+                f"  jobTemplate:\n    spec:\n{ind(tmpl, 6)}\n")
+    docs.append("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {k: v}\n")
+    f = write(tmp_path, "all.yaml", "---\n".join(docs))
+    objs = load([str(f)]).objects
+    kinds = [o.kind for o in objs]
+    assert kinds == ["Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
+                     "ReplicationController", "PodTemplate", "CronJob", "ConfigMap"]
+    wls = [workload_of(o) for o in objs]
+    assert all(w is not None for w in wls[:-1]) and wls[-1] is None
+    for w in wls[1:-1]:
+        assert w.spec["containers"][0]["name"] == "c"
+    cj = wls[8]
+    assert cj.field(("spec", "containers", 0, "image")) == "spec.jobTemplate.spec.template.spec.containers[0].image"
+    # The line of the CronJob's container image is where it is in the file.
+    line = cj.line_of(("spec", "containers", 0))
+    assert "containers: [{name: c, image: x}]" in f.read_text().splitlines()[line - 1]
+
+
+def test_list_kind_and_json(tmp_path):
+    lst = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": []}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"},
+         "spec": {"containers": [{"name": "c", "securityContext": {"runAsUser": 5}}]}},
+    ]}
+    import json
+
+    f = write(tmp_path, "l.json", json.dumps(lst, indent=2))
+    objs = load([str(f)]).objects
+    assert [o.name for o in objs] == ["a", "b"]
+    b = objs[1]
+    assert b.root == ("items", 1)
+    line = b.line_of(("spec", "containers", 0, "securityContext", "runAsUser"))
+    assert '"runAsUser": 5' in f.read_text().splitlines()[line - 1]
+
+
+def test_directories_are_walked_recursively_in_order(tmp_path):
+    write(tmp_path, "b/two.yml", POD.replace("name: p", "name: two"))
+    write(tmp_path, "a/one.yaml", POD.replace("name: p", "name: one"))
+    write(tmp_path, "a/notes.txt", "not yaml: [")
+    write(tmp_path, ".hidden/x.yaml", "broken: [")
+    assert [o.name for o in load([str(tmp_path)]).objects] == ["one", "two"]
+
+
+def test_yaml_11_scalars_as_kubernetes_reads_them():
+    text = POD + "  volumes:\n  - name: v\n    secret:\n      secretName: s\n      defaultMode: 0644\n"
+    (src, obj), = parse_documents("f", text)
+    assert obj["spec"]["volumes"][0]["secret"]["defaultMode"] == 0o644
+    text = POD.replace("  containers:", "  hostNetwork: on\n  containers:")
+    (src, obj), = parse_documents("f", text)
+    assert obj["spec"]["hostNetwork"] is True
+
+
+def test_dates_become_strings():
+    (_, obj), = parse_documents("f", POD.replace("name: p\n", "name: p\n  annotations:\n    since: 2024-01-02\n"))
+    assert obj["metadata"]["annotations"]["since"] == "2024-01-02"
+
+
+def test_multi_document_lines_and_helm_source():
+    text = "---\n# Source: chart/templates/a.yaml\n" + POD + "---\n# Source: chart/templates/b.yaml\n" + POD
+    docs = parse_documents("<stdin>", text)
+    assert [s.helm_source for s, _ in docs] == ["chart/templates/a.yaml", "chart/templates/b.yaml"]
+    assert docs[1][0].display == "chart/templates/b.yaml"
+    lines = text.split("\n")
+    for src, _ in docs:
+        assert lines[src.line_of(("spec", "containers", 0, "image")) - 1].strip() == "image: busybox"
+
+
+def test_empty_documents_are_skipped():
+    assert len(parse_documents("f", "---\n# nothing\n---\n" + POD + "---\n")) == 1
+    assert split_documents("a: 1\n---\n---\nb: 2\n") == [(0, "a: 1\n"), (2, ""), (3, "b: 2\n")]
+
+
+def paths(o, pre=()):
+    if pre:
+        yield pre
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from paths(v, (*pre, k))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from paths(v, (*pre, i))
+
+
+STYLES = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web   # comment
+  labels: {app: web, tier: "x"}
+spec:
+  template:
+    spec:
+
+      securityContext:
+        runAsUser: 1000
+      containers:
+        - name: a
+          image: x
+          securityContext: {runAsUser: 0, capabilities: {add: [NET_ADMIN]}}
+          args:
+          - |
+            multi
+            line
+          - two
+        - name: b
+          "ports":
+          - containerPort: 80
+            hostPort: 80
+          securityContext:
+            capabilities:
+              add:
+              - NET_ADMIN
+              - 'SYS_TIME'
+      volumes:
+      - name: v
+        hostPath:
+          path: /x
+"""
+
+
+def test_fast_locator_agrees_with_exact_marks():
+    (src, obj), = parse_documents("f", STYLES)
+    checked = 0
+    for p in paths(obj):
+        exact = src.first_line + locate_exact(src.text, p)
+        assert src.line_of(p) == exact, p
+        checked += 1
+    assert checked >= 40
+
+
+def test_missing_field_points_at_nearest_parent():
+    (src, _), = parse_documents("f", POD)
+    assert src.line_of(("spec", "containers", 0, "securityContext", "runAsUser")) == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("a: [1\n", "f.yaml:1: document 1: invalid YAML"),
+        (POD + "---\nkind: Pod\nspec: {containers: [\n", "f.yaml:11: document 2: invalid YAML"),
+        ("- 1\n- 2\n", "f.yaml:1: document 1: expected a Kubernetes object (a mapping), got a list"),
+        ("apiVersion: v1\nmetadata: {name: x}\n", "f.yaml:1: document 1 (document/x): kind: Required value"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: 3\n", "f.yaml:4: document 1 (Pod/x): spec: expected"),
+    ],
+)
+def test_bad_input_errors_name_file_line_and_document(tmp_path, text, expect):
+    f = write(tmp_path, "f.yaml", text)
+    with pytest.raises(InputError) as ei:
+        for o in load([str(f)]).objects:
+            workload_of(o)
+    assert ei.value.render().replace(str(tmp_path) + "/", "").startswith(expect), ei.value.render()
+
+
+def test_missing_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load([str(tmp_path / "nope.yaml")])
