@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 from collections.abc import Iterable
@@ -404,3 +405,33 @@ def hostile_cases(canary: Path) -> dict[str, list[bytes]]:
         "devices": [make_layer([Entry("dev/null", "char"), Entry("dev/sda", "block"), D("dev")])],
         "symlink-loop": [make_layer([L("loop1", "loop2"), L("loop2", "loop1"), F("loop1/pwned", payload)])],
     }
+
+
+# --- test helpers ------------------------------------------------------------------------------
+
+
+def run_skopeo(*args: str) -> None:
+    """Run skopeo for test setup; a failure shows skopeo's own message."""
+    proc = subprocess.run(["skopeo", *args], capture_output=True, text=True)
+    assert proc.returncode == 0, f"skopeo {' '.join(args)}: {proc.stderr}"
+
+
+def tree_snapshot(root: Path, exclude: Path | None = None) -> dict[str, tuple[int, int, int, bytes | str | None]]:
+    """Every path under ``root`` (but ``exclude``) with type, mode, size and content/target."""
+    snap: dict[str, tuple[int, int, int, bytes | str | None]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if exclude is not None:
+            dirnames[:] = [d for d in dirnames if here / d != exclude]
+        for name in dirnames + filenames:
+            p = here / name
+            if exclude is not None and p == exclude:
+                continue
+            st = p.lstat()
+            content: bytes | str | None = None
+            if p.is_symlink():
+                content = os.readlink(p)
+            elif p.is_file():
+                content = p.read_bytes()
+            snap[str(p.relative_to(root))] = (st.st_mode, st.st_nlink, st.st_size, content)
+    return snap

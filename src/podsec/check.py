@@ -155,3 +155,110 @@ _PSS_FIXES = {
 
 def _pss_fix(check_id: str) -> str:
     return _PSS_FIXES.get(check_id, "see the Pod Security Standards")
+
+
+def report_dict(r: WorkloadReport) -> dict:
+    """The JSON contract's entry for one workload (renderers all work from this form)."""
+    from podsec.findings import SEVERITY_RANK
+
+    wl = r.workload
+    pss = r.pss
+    findings = sorted(r.findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.line, f.id))
+    return {
+        "file": wl.obj.source.display,
+        "line": wl.obj.line_of(),
+        "kind": wl.kind,
+        "namespace": wl.namespace or "default",
+        "name": wl.name,
+        "pss": {
+            "level": r.policy.level,
+            "version": r.policy.version,
+            "source": r.policy.source,
+            "allowed": r.pss_allowed,
+            "message": getattr(pss, "message", "") or "",
+        },
+        "findings": [
+            {"id": f.id, "severity": f.severity, "message": f.message, "field": f.field, "line": f.line,
+             "container": f.container, "why": f.why, "fix": f.fix}
+            for f in findings
+        ],
+    }
+
+
+def check_files(files: list[str], **options: object) -> tuple[list[dict], list[str]]:
+    """Load and analyze files; the report dicts and the namespace-label warnings."""
+    from podsec.manifest.loader import load
+
+    analysis = analyze(load(files), **options)  # type: ignore[arg-type]
+    return [report_dict(r) for r in analysis.reports], analysis.namespace_errors
+
+
+PARALLEL_MIN_BYTES = 1_000_000
+
+
+def _worker(args: tuple[list[str], dict]) -> tuple[str, object]:
+    from podsec.errors import PodsecError
+
+    files, options = args
+    try:
+        return "ok", check_files(files, **options)
+    except PodsecError as exc:
+        return "error", exc
+
+
+def check_paths(paths: list[str], jobs: int | None = None, **options: object) -> tuple[list[dict], list[str]]:
+    """Analyze paths, on several cores when the input is large and has no Namespace objects.
+
+    Workers are forked after the imports are done, each takes a contiguous share of the files
+    (so results keep file order), and the first input error in file order wins, as it would serially.
+    """
+    import os
+
+    from podsec.manifest.loader import iter_manifest_files
+
+    files = list(iter_manifest_files(paths))
+    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    if jobs > 1 and len(files) >= 2 * jobs and "-" not in files:
+        sizes = [os.path.getsize(f) for f in files]
+        if sum(sizes) >= PARALLEL_MIN_BYTES and not _mentions_namespace(files):
+            return _check_parallel(files, sizes, jobs, options)
+    return check_files(files, **options)
+
+
+def _mentions_namespace(files: list[str]) -> bool:
+    for f in files:
+        with open(f, "rb") as fh:
+            if b"Namespace" in fh.read():
+                return True
+    return False
+
+
+def _check_parallel(files: list[str], sizes: list[int], jobs: int, options: dict) -> tuple[list[dict], list[str]]:
+    import multiprocessing as mp
+
+    # Warm the imports before forking so workers start ready.
+    import podsec.api.types
+    import podsec.api.validation
+    import podsec.policy.checks
+    import podsec.policy.pss  # noqa: F401
+
+    total = sum(sizes)
+    chunks: list[list[str]] = [[] for _ in range(jobs)]
+    acc, k = 0, 0
+    for f, sz in zip(files, sizes):
+        if acc >= total * (k + 1) / jobs and k < jobs - 1:
+            k += 1
+        chunks[k].append(f)
+        acc += sz
+    ctx = mp.get_context("fork")
+    with ctx.Pool(jobs) as pool:
+        parts = pool.map(_worker, [(c, options) for c in chunks if c])
+    results: list[dict] = []
+    warnings: list[str] = []
+    for status, value in parts:
+        if status == "error":
+            raise value  # type: ignore[misc]
+        res, warn = value  # type: ignore[misc]
+        results += res
+        warnings += warn
+    return results, warnings

@@ -38,7 +38,7 @@ class PodsecGroup(click.Group):
             sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
-        except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        except Exception as exc:
             if os.environ.get("PODSEC_DEBUG"):
                 raise
             click.echo(f"podsec: internal error: {type(exc).__name__}: {exc} (set PODSEC_DEBUG=1 for details)",
@@ -102,7 +102,7 @@ def _load(files: tuple[str, ...]) -> Any:
 def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_version: str | None, output: str,
           fail_on: str, min_severity: str, no_images: bool) -> None:
     """Validate manifests as the API server would and judge them against Pod Security Standards."""
-    from podsec.check import analyze
+    from podsec.check import check_paths
     from podsec.policy.pss import parse_version
     from podsec.report import check_report as rep
 
@@ -111,26 +111,25 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
             parse_version(pss_version)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--version") from None
-    loaded = _load(files)
+    if not files:
+        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin")
     images = None if no_images else image_lookup(ctx.obj["root"])
-    analysis = analyze(loaded, level=level, version=pss_version, images=images)
-    for e in analysis.namespace_errors:
+    results, warnings = check_paths(list(files), level=level, version=pss_version, images=images,
+                                    jobs=None if images is None else 1)
+    for e in warnings:
         click.echo(f"podsec: warning: {e}", err=True)
     out = sys.stdout
     if output == "json":
-        rep.write_json(analysis, out)
+        rep.write_json(results, out)
     elif output == "yaml":
-        rep.write_yaml(analysis, out)
+        rep.write_yaml(results, out)
     elif output == "sarif":
-        rep.write_sarif(analysis, out)
+        rep.write_sarif(results, out)
     elif output == "junit":
-        rep.write_junit(analysis, out, fail_on)
+        rep.write_junit(results, out, fail_on)
     else:
-        rep.write_table(analysis, out, min_severity)
-    failed = any(
-        (not r.pss_allowed) or any(f.at_least(fail_on) for f in r.findings) for r in analysis.reports
-    )
-    sys.exit(1 if failed else 0)
+        rep.write_table(results, out, min_severity)
+    sys.exit(1 if rep.failed(results, fail_on) else 0)
 
 
 @cli.command()

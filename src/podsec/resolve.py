@@ -8,6 +8,7 @@ containerd's user/group resolution and its capability algorithm.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from podsec.image.model import ImageInfo
@@ -191,6 +192,7 @@ def resolve_capabilities(sc: dict, privileged: bool, uid: int | None, all_caps: 
     return Capabilities(bounding=tuple(bounding), effective=effective, unknown=unknown, source=source)
 
 
+@functools.cache
 def host_all_caps() -> tuple[str, ...]:
     """Every capability containerd would grant for ``add: [ALL]``: its own CapEff."""
     try:

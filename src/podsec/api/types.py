@@ -62,47 +62,54 @@ class _Scalar:
     """For integers: 32 or 64 (Go int32/int64 overflow is a decode error too)."""
 
 
-# The schema is written with the small constructors below and compiled into plain tuples that
-# the walker dispatches on by their first element (a tag): this keeps the per-leaf cost to one
-# dict lookup, one type() and one set-membership test.
-_SCALAR, _INTEGER, _OBJECT, _ARRAY, _MAPPING = range(5)
-
+# Schema nodes are plain tuples, laid out so the walker's common case is one dict lookup, one
+# type() and one set-membership test per leaf:
+#   (ok_types, int_lo, int_hi, tag, payload, scalar)
+# ok_types: exact Python types accepted with no further look (always includes NoneType: a YAML
+# null decodes to the zero value); int_lo..int_hi: the accepted range when the value is an int
+# (empty range when ints are not accepted); tag/payload: nested object fields, array item or
+# mapping value; scalar: the _Scalar that words the error.
+_SCALAR, _OBJECT, _ARRAY, _MAPPING = range(4)
+_NONE = type(None)
+_NO_INTS = (1, 0)
+_INT_LIMITS = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
 _FAST_TYPES = {"string": str, "boolean": bool, "number": float}
 
 
-def _scalar_node(kind: _Scalar) -> tuple:
-    if kind.bits and "integer" in kind.accepts and len(kind.accepts) == 1:
-        lo, hi = _INT_LIMITS[kind.bits]
-        return (_INTEGER, lo, hi, kind)
-    fast = frozenset(_FAST_TYPES[a] for a in kind.accepts if a in _FAST_TYPES)
-    if "integer" in kind.accepts and not kind.bits:
-        fast |= {int}
-    return (_SCALAR, fast, kind)
+def _scalar_node(expected: str, accepts: frozenset[str], bits: int = 0) -> tuple:
+    kind = _Scalar(expected, accepts, bits)
+    ok = frozenset({_NONE, *(_FAST_TYPES[a] for a in accepts if a in _FAST_TYPES)})
+    if "integer" not in accepts:
+        lo, hi = _NO_INTS
+    elif bits:
+        lo, hi = _INT_LIMITS[bits]
+    else:
+        lo, hi = float("-inf"), float("inf")
+    return (ok, lo, hi, _SCALAR, None, kind)
 
 
-_INT_LIMITS = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
-
-_I32 = _scalar_node(_Scalar("integer", frozenset({"integer"}), 32))
-_I64 = _scalar_node(_Scalar("integer", frozenset({"integer"}), 64))
-_BOOL = _scalar_node(_Scalar("boolean", frozenset({"boolean"})))
-_STR = _scalar_node(_Scalar("string", frozenset({"string"})))
-_INT_OR_STR = _scalar_node(_Scalar("integer or string", frozenset({"integer", "string"}), 32))
-_QUANTITY = _scalar_node(_Scalar("string or number", frozenset({"string", "integer", "number"})))
-_ANY_OBJ = (_OBJECT, {})
+_I32 = _scalar_node("integer", frozenset({"integer"}), 32)
+_I64 = _scalar_node("integer", frozenset({"integer"}), 64)
+_BOOL = _scalar_node("boolean", frozenset({"boolean"}))
+_STR = _scalar_node("string", frozenset({"string"}))
+_INT_OR_STR = _scalar_node("integer or string", frozenset({"integer", "string"}), 32)
+_QUANTITY = _scalar_node("string or number", frozenset({"string", "integer", "number"}))
+_ONLY_NONE = frozenset({_NONE})
 
 
 def _obj(**fields: tuple) -> tuple:
-    return (_OBJECT, fields)
+    return (_ONLY_NONE, *_NO_INTS, _OBJECT, fields, None)
 
 
-def _List(item: tuple) -> tuple:  # noqa: N802 - reads like a type in the schema table
-    return (_ARRAY, item)
+def _List(item: tuple) -> tuple:
+    return (_ONLY_NONE, *_NO_INTS, _ARRAY, item, None)
 
 
-def _Map(value: tuple) -> tuple:  # noqa: N802
-    return (_MAPPING, value)
+def _Map(value: tuple) -> tuple:
+    return (_ONLY_NONE, *_NO_INTS, _MAPPING, value, None)
 
 
+_ANY_OBJ = _obj()
 _STR_LIST = _List(_STR)
 _STR_MAP = _Map(_STR)
 
@@ -306,71 +313,72 @@ def _scalar(kind: _Scalar, v: object, link: tuple, errs: list[FieldError]) -> No
 
 
 def _walk(node: tuple, v: object, link: tuple, errs: list[FieldError]) -> None:
-    """Check one present, non-null value against its schema node."""
-    tag = node[0]
+    """The general (slow) path: subclasses of dict/list/str, mappings and wrong types."""
+    if v is None:
+        return
+    tag = node[3]
     if tag == _OBJECT:
         if isinstance(v, dict):
-            _walk_object(node[1], v, link, errs)
+            _walk_object(node[4], v, link, errs)
         else:
             _bad(link, v, "object", _kind_of(v), errs)
     elif tag == _ARRAY:
         if isinstance(v, list):
-            _walk_array(node[1], v, link, errs)
+            _walk_array(node[4], v, link, errs)
         else:
             _bad(link, v, "array", _kind_of(v), errs)
     elif tag == _MAPPING:
         if isinstance(v, dict):
-            _walk_mapping(node[1], v, link, errs)
+            _walk_mapping(node[4], v, link, errs)
         else:
             _bad(link, v, "object", _kind_of(v), errs)
-    elif tag == _SCALAR:
-        if type(v) not in node[1]:
-            _scalar(node[2], v, link, errs)
-    elif not (type(v) is int and node[1] <= v <= node[2]):  # _INTEGER
-        _scalar(node[3], v, link, errs)
+    else:
+        _scalar(node[5], v, link, errs)
 
 
 def _walk_object(fields: dict, v: dict, link: tuple, errs: list[FieldError]) -> None:
     for k, sub in v.items():
         node = fields.get(k)
-        if node is None or sub is None:
+        if node is None:
             continue
-        tag = node[0]
-        if tag == _SCALAR:
-            if type(sub) not in node[1]:
-                _scalar(node[2], sub, (link, k), errs)
-        elif tag == _INTEGER:
-            if not (type(sub) is int and node[1] <= sub <= node[2]):
-                _scalar(node[3], sub, (link, k), errs)
-        elif tag == _OBJECT and type(sub) is dict:
-            _walk_object(node[1], sub, (link, k), errs)
-        else:
-            _walk(node, sub, (link, k), errs)
+        t = type(sub)
+        if t in node[0]:
+            continue
+        if t is int:
+            if node[1] <= sub <= node[2]:
+                continue
+        elif t is dict:
+            if node[3] == _OBJECT:
+                _walk_object(node[4], sub, (link, k), errs)
+                continue
+        elif t is list and node[3] == _ARRAY:
+            _walk_array(node[4], sub, (link, k), errs)
+            continue
+        _walk(node, sub, (link, k), errs)
 
 
 def _walk_array(item: tuple, v: list, link: tuple, errs: list[FieldError]) -> None:
-    tag = item[0]
-    if tag == _SCALAR:
-        fast = item[1]
-        for i, x in enumerate(v):
-            if x is not None and type(x) not in fast:
-                _scalar(item[2], x, (link, i), errs)
-    elif tag == _OBJECT:
-        fields = item[1]
+    if item[3] == _OBJECT:
+        fields = item[4]
         for i, x in enumerate(v):
             if type(x) is dict:
                 _walk_object(fields, x, (link, i), errs)
             elif x is not None:
                 _walk(item, x, (link, i), errs)
-    else:
-        for i, x in enumerate(v):
-            if x is not None:
-                _walk(item, x, (link, i), errs)
+        return
+    ok, lo, hi = item[0], item[1], item[2]
+    for i, x in enumerate(v):
+        t = type(x)
+        if t in ok or (t is int and lo <= x <= hi):
+            continue
+        _walk(item, x, (link, i), errs)
 
 
 def _walk_mapping(value: tuple, v: dict, link: tuple, errs: list[FieldError]) -> None:
+    ok, lo, hi = value[0], value[1], value[2]
     for k, x in v.items():
-        if x is None or (value is _STR and type(x) is str):
+        t = type(x)
+        if t in ok or (t is int and lo <= x <= hi):
             continue
         # YAML→JSON conversion stringifies non-string keys (``1: x`` is the label "1").
         _walk(value, x, (link, Key(k if isinstance(k, str) else str(k))), errs)

@@ -51,6 +51,7 @@ class ValidationOptions:
 
 _DEFAULT_OPTIONS = ValidationOptions()
 _EMPTY: dict = {}
+_NO_ITEMS: list = []
 
 # ---------------------------------------------------------------------------------------------
 # Messages and value sets (verbatim from validation.go / apimachinery)
@@ -62,6 +63,9 @@ _FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 _ONE_VOLUME_TYPE = "may not specify more than 1 volume type"
 _EPHEMERAL_FORBIDDEN = "cannot be set for an Ephemeral Container"
 _INIT_FORBIDDEN = "may not be set for init containers without restartPolicy=Always"
+_BIDIRECTIONAL = "Bidirectional mount propagation is available only to privileged containers"
+_PLAIN_MOUNT_KEYS = frozenset({"name", "mountPath", "readOnly"})
+_RRO_PROPAGATION = "may only be specified when mountPropagation is None or not specified"
 _HOST_USERS_FALSE = "when `pod.Spec.HostUsers` is false"
 _APE_PRIVILEGED = "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"
 _APE_SYS_ADMIN = "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN"
@@ -73,6 +77,8 @@ _NOT_FOR_WINDOWS = "cannot be set for a windows pod"
 _NOT_FOR_LINUX = "windows options cannot be set for a linux pod"
 
 _PROFILE_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
+_CONTAINER_ID_FIELDS = ("runAsUser", "runAsGroup")
+_POD_ID_FIELDS = ("fsGroup", "runAsUser", "runAsGroup")
 _PROC_MOUNT_TYPES = ("Default", "Unmasked")
 _FSGROUP_POLICIES = ("Always", "OnRootMismatch")
 _SUPPLEMENTAL_POLICIES = ("Merge", "Strict")
@@ -98,6 +104,7 @@ _RECURSIVE_READ_ONLY = ("Disabled", "Enabled", "IfPossible")
 _SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 _SECCOMP_CONTAINER_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
 _APPARMOR_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+_SECURITY_ANNOTATIONS = (_SECCOMP_POD_ANNOTATION, _SECCOMP_CONTAINER_PREFIX, _APPARMOR_PREFIX)
 
 _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
@@ -184,6 +191,9 @@ _VOLUME_SOURCES = (
     ("image", "image"),
 )
 
+_SOURCE_ORDER = {key: i for i, (key, _) in enumerate(_VOLUME_SOURCES)}
+_SOURCE_SEGMENT = dict(_VOLUME_SOURCES)
+
 # Fields of EphemeralContainerCommon outside allowedEphemeralContainerFields, in struct order.
 _EPHEMERAL_DISALLOWED = (
     "ports",
@@ -236,8 +246,17 @@ def _name(c: dict) -> str:
 # Reusable rule helpers (apimachinery validation functions)
 
 
+_GOOD_LABELS: set[str] = set()
+"""Names already known to be DNS-1123 labels: the same few names recur in every manifest."""
+
+
 def _dns1123_label(value: str, path: tuple, errs: list[FieldError]) -> None:
-    if _DNS1123_LABEL_RE.fullmatch(value) and len(value) <= 63:
+    if value in _GOOD_LABELS:
+        return
+    if len(value) <= 63 and _DNS1123_LABEL_RE.fullmatch(value):
+        if len(_GOOD_LABELS) > 4096:
+            _GOOD_LABELS.clear()
+        _GOOD_LABELS.add(value)
         return
     if len(value.encode()) > 63:
         errs.append(FieldError("Invalid", path, "must be no more than 63 characters", value))
@@ -260,6 +279,14 @@ def _check_id(v: object, path: tuple, errs: list[FieldError]) -> None:
     n = _i(v)
     if n is not None and (n < 0 or n > _MAX_ID):
         errs.append(FieldError("Invalid", path, _RANGE_MSG, n))
+
+
+def _check_ids(obj: dict, keys: tuple[str, ...], base: tuple, errs: list[FieldError]) -> None:
+    """Range-check the uid/gid fields of one security context (paths built only on error)."""
+    for key in keys:
+        v = obj.get(key)
+        if v is not None and not (type(v) is int and 0 <= v <= _MAX_ID):
+            _check_id(v, (*base, key), errs)
 
 
 def _check_mode(v: object, path: tuple, errs: list[FieldError]) -> None:
@@ -429,10 +456,7 @@ def _container_security_context(
     priv = sc.get("privileged")
     if priv is True and not opts.allow_privileged:
         errs.append(FieldError("Forbidden", (*path, "privileged"), "disallowed by cluster policy"))
-    if "runAsUser" in sc:
-        _check_id(sc["runAsUser"], (*path, "runAsUser"), errs)
-    if "runAsGroup" in sc:
-        _check_id(sc["runAsGroup"], (*path, "runAsGroup"), errs)
+    _check_ids(sc, _CONTAINER_ID_FIELDS, path, errs)
     pm = sc.get("procMount")
     if isinstance(pm, str):
         if pm not in _PROC_MOUNT_TYPES:
@@ -443,21 +467,24 @@ def _container_security_context(
             errs.append(
                 FieldError("Invalid", (*path, "procMount"), "`hostUsers` must be false to use `Unmasked`", pm)
             )
-    if "seccompProfile" in sc:
-        _seccomp_field(sc["seccompProfile"], (*path, "seccompProfile"), errs)
+    prof = sc.get("seccompProfile")
+    if prof is not None:
+        _seccomp_field(prof, (*path, "seccompProfile"), errs)
     if sc.get("allowPrivilegeEscalation") is False:
         if priv is True:
             errs.append(FieldError("Invalid", path, _APE_PRIVILEGED, sc))
-        caps = _d(sc.get("capabilities"))
-        add = _l(caps.get("add")) if caps else None
-        if add:
+        caps = sc.get("capabilities")
+        add = caps.get("add") if isinstance(caps, dict) else None
+        if isinstance(add, list) and "CAP_SYS_ADMIN" in add:
             for cap in add:
                 if cap == "CAP_SYS_ADMIN":
                     errs.append(FieldError("Invalid", path, _APE_SYS_ADMIN, sc))
-    if "windowsOptions" in sc:
-        _windows_options(sc["windowsOptions"], (*path, "windowsOptions"), errs)
-    if "appArmorProfile" in sc:
-        _apparmor_field(sc["appArmorProfile"], (*path, "appArmorProfile"), errs)
+    wo = sc.get("windowsOptions")
+    if wo is not None:
+        _windows_options(wo, (*path, "windowsOptions"), errs)
+    prof = sc.get("appArmorProfile")
+    if prof is not None:
+        _apparmor_field(prof, (*path, "appArmorProfile"), errs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,12 +631,14 @@ def _negative_quantity(v: object) -> bool:
 
 
 def _volume_source(vol: dict, idx: tuple, opts: ValidationOptions, errs: list[FieldError]) -> None:
-    """validateVolumeSource: exactly one source; the first one present is validated."""
+    """validateVolumeSource: exactly one source; the first one present (upstream order) is validated."""
+    present = [k for k, v in vol.items() if v is not None and k in _SOURCE_ORDER]
+    if len(present) > 1:
+        present.sort(key=_SOURCE_ORDER.__getitem__)
     num = 0
-    for key, seg in _VOLUME_SOURCES:
-        src = vol.get(key)
-        if src is None:
-            continue
+    for key in present:
+        src = vol[key]
+        seg = _SOURCE_SEGMENT[key]
         if num > 0:
             errs.append(FieldError("Forbidden", (*idx, seg), _ONE_VOLUME_TYPE))
             continue
@@ -679,10 +708,12 @@ def _volumes(vols: list, opts: ValidationOptions, errs: list[FieldError]) -> dic
         idx = ("spec", "volumes", i)
         before = len(errs)
         _volume_source(vol, idx, opts, errs)
-        name = _name(vol)
+        name = vol.get("name")
+        if type(name) is not str:
+            name = _name(vol)
         if not name:
             errs.append(FieldError("Required", (*idx, "name")))
-        else:
+        elif name not in _GOOD_LABELS:
             _dns1123_label(name, (*idx, "name"), errs)
         if name in known:
             errs.append(FieldError("Duplicate", (*idx, "name"), value=name))
@@ -696,35 +727,43 @@ def _volumes(vols: list, opts: ValidationOptions, errs: list[FieldError]) -> dic
 
 
 def _volume_mounts(mounts: list, c: dict, vols: dict[str, dict], path: tuple, errs: list[FieldError]) -> None:
-    """ValidateVolumeMounts."""
+    """ValidateVolumeMounts (its ``subPath``/``mountPropagation`` errors are unindexed upstream)."""
     seen: set[str] = set()
     base = (*path, "volumeMounts")
     for i, m in enumerate(mounts):
-        m = m if isinstance(m, dict) else _EMPTY
-        idx = (*base, i)
-        name = _name(m)
-        mount_path = _s(m.get("mountPath")) or ""
-        if not name:
-            errs.append(FieldError("Required", (*idx, "name")))
-        if name not in vols:
-            errs.append(FieldError("NotFound", (*idx, "name"), value=name))
-        if not mount_path:
-            errs.append(FieldError("Required", (*idx, "mountPath")))
-        if mount_path in seen:
-            errs.append(FieldError("Invalid", (*idx, "mountPath"), "must be unique", mount_path))
+        if not isinstance(m, dict):
+            m = _EMPTY
+        name = m.get("name")
+        if type(name) is not str:
+            name = _name(m)
+        mount_path = m.get("mountPath")
+        if type(mount_path) is not str:
+            mount_path = _s(mount_path) or ""
+        vol = vols.get(name)
+        if not name or vol is None or not mount_path or mount_path in seen:
+            idx = (*base, i)
+            if not name:
+                errs.append(FieldError("Required", (*idx, "name")))
+            if vol is None:
+                errs.append(FieldError("NotFound", (*idx, "name"), value=name))
+            if not mount_path:
+                errs.append(FieldError("Required", (*idx, "mountPath")))
+            if mount_path in seen:
+                errs.append(FieldError("Invalid", (*idx, "mountPath"), "must be unique", mount_path))
         seen.add(mount_path)
+        if len(m) <= 3 and _PLAIN_MOUNT_KEYS.issuperset(m):
+            continue  # only name, mountPath (and readOnly): nothing else to check
         sub = _s(m.get("subPath")) or ""
         sub_expr = _s(m.get("subPathExpr")) or ""
-        vol = vols.get(name)
         if vol is not None and vol.get("image") is not None:
             if sub:
                 errs.append(
-                    FieldError("Invalid", (*idx, "subPath"), "not allowed in image volume sources", sub)
+                    FieldError("Invalid", (*base, i, "subPath"), "not allowed in image volume sources", sub)
                 )
             if sub_expr:
                 errs.append(
                     FieldError(
-                        "Invalid", (*idx, "subPathExpr"), "not allowed in image volume sources", sub_expr
+                        "Invalid", (*base, i, "subPathExpr"), "not allowed in image volume sources", sub_expr
                     )
                 )
         if sub:
@@ -734,7 +773,7 @@ def _volume_mounts(mounts: list, c: dict, vols: dict[str, dict], path: tuple, er
                 errs.append(
                     FieldError(
                         "Invalid",
-                        (*idx, "subPathExpr"),
+                        (*base, i, "subPathExpr"),
                         "subPathExpr and subPath are mutually exclusive",
                         sub_expr,
                     )
@@ -746,13 +785,7 @@ def _volume_mounts(mounts: list, c: dict, vols: dict[str, dict], path: tuple, er
             if prop not in _MOUNT_PROPAGATIONS:
                 errs.append(FieldError("NotSupported", prop_path, value=prop, supported=_MOUNT_PROPAGATIONS))
             if prop == "Bidirectional" and _sc(c).get("privileged") is not True:
-                errs.append(
-                    FieldError(
-                        "Forbidden",
-                        prop_path,
-                        "Bidirectional mount propagation is available only to privileged containers",
-                    )
-                )
+                errs.append(FieldError("Forbidden", prop_path, _BIDIRECTIONAL))
         rro = _s(m.get("recursiveReadOnly"))
         if rro is not None and rro != "Disabled":
             rro_path = (*base, "recursiveReadOnly")
@@ -762,32 +795,46 @@ def _volume_mounts(mounts: list, c: dict, vols: dict[str, dict], path: tuple, er
                         FieldError("Forbidden", rro_path, "may only be specified when readOnly is true")
                     )
                 if prop is not None and prop != "None":
-                    errs.append(
-                        FieldError(
-                            "Forbidden",
-                            rro_path,
-                            "may only be specified when mountPropagation is None or not specified",
-                        )
-                    )
+                    errs.append(FieldError("Forbidden", rro_path, _RRO_PROPAGATION))
             else:
                 errs.append(FieldError("NotSupported", rro_path, value=rro, supported=_RECURSIVE_READ_ONLY))
 
 
-def _container_ports(ports: list, path: tuple, errs: list[FieldError]) -> None:
+def _container_ports(ports: list, path: tuple, host_ports: list | None, errs: list[FieldError]) -> None:
+    """validateContainerPorts (numbers and protocol); collects host ports for the conflict check."""
     for i, p in enumerate(ports):
-        p = p if isinstance(p, dict) else _EMPTY
-        idx = (*path, "ports", i)
-        cp = _i(p.get("containerPort"))
-        if not cp:
-            errs.append(FieldError("Required", (*idx, "containerPort")))
+        if not isinstance(p, dict):
+            p = _EMPTY
+        cp = p.get("containerPort")
+        if not (type(cp) is int and 1 <= cp <= 65535):
+            cp = _i(cp)
+            if not cp:
+                errs.append(FieldError("Required", (*path, "ports", i, "containerPort")))
+            else:
+                _port_num(cp, (*path, "ports", i, "containerPort"), errs)
+        hp = p.get("hostPort")
+        proto = p.get("protocol")
+        if hp is not None:
+            hp = _i(hp)
+            if hp:
+                _port_num(hp, (*path, "ports", i, "hostPort"), errs)
+                if host_ports is not None:
+                    host_ip = _s(p.get("hostIP")) or ""
+                    host_ports.append((path, i, f"{_s(proto) or 'TCP'}/{host_ip}/{hp}"))
+        if proto is not None and proto not in _PROTOCOLS and isinstance(proto, str) and proto:
+            errs.append(
+                FieldError("NotSupported", (*path, "ports", i, "protocol"), value=proto, supported=_PROTOCOLS)
+            )
+
+
+def _host_port_conflicts(host_ports: list, errs: list[FieldError]) -> None:
+    """AccumulateUniqueHostPorts: the same protocol/hostIP/hostPort twice is a Duplicate."""
+    seen: set[str] = set()
+    for path, i, key in host_ports:
+        if key in seen:
+            errs.append(FieldError("Duplicate", (*path, "ports", i, "hostPort"), value=key))
         else:
-            _port_num(cp, (*idx, "containerPort"), errs)
-        hp = _i(p.get("hostPort"))
-        if hp:
-            _port_num(hp, (*idx, "hostPort"), errs)
-        proto = _s(p.get("protocol"))
-        if proto and proto not in _PROTOCOLS:
-            errs.append(FieldError("NotSupported", (*idx, "protocol"), value=proto, supported=_PROTOCOLS))
+            seen.add(key)
 
 
 def _container_common(
@@ -797,60 +844,44 @@ def _container_common(
     host_users: bool,
     opts: ValidationOptions,
     errs: list[FieldError],
+    host_ports: list | None = None,
 ) -> None:
     """validateContainerCommon: name, image, ports, mounts, pull policy, security context."""
-    name = _name(c)
-    if not name:
-        errs.append(FieldError("Required", (*path, "name")))
+    name = c.get("name")
+    if name and type(name) is str:
+        if name not in _GOOD_LABELS:
+            _dns1123_label(name, (*path, "name"), errs)
     else:
-        _dns1123_label(name, (*path, "name"), errs)
-    if not _s(c.get("image")):
+        name = _name(c)
+        if not name:
+            errs.append(FieldError("Required", (*path, "name")))
+        else:
+            _dns1123_label(name, (*path, "name"), errs)
+    image = c.get("image")
+    if not image or not isinstance(image, str):
         errs.append(FieldError("Required", (*path, "image")))
-    tmp = _s(c.get("terminationMessagePolicy"))
-    if tmp and tmp not in _TERMINATION_MESSAGE_POLICIES:
+    v = c.get("terminationMessagePolicy")
+    if v and isinstance(v, str) and v not in _TERMINATION_MESSAGE_POLICIES:
         errs.append(
             FieldError(
                 "NotSupported",
                 (*path, "terminationMessagePolicy"),
-                value=tmp,
+                value=v,
                 supported=_TERMINATION_MESSAGE_POLICIES,
             )
         )
-    ports = _l(c.get("ports"))
-    if ports:
-        _container_ports(ports, path, errs)
-    mounts = _l(c.get("volumeMounts"))
-    if mounts:
-        _volume_mounts(mounts, c, vols, path, errs)
-    pull = _s(c.get("imagePullPolicy"))
-    if pull and pull not in _PULL_POLICIES:
-        errs.append(
-            FieldError("NotSupported", (*path, "imagePullPolicy"), value=pull, supported=_PULL_POLICIES)
-        )
-    sc = c.get("securityContext")
-    if isinstance(sc, dict) and sc:
-        _container_security_context(sc, (*path, "securityContext"), host_users, opts, errs)
-
-
-def _host_port_conflicts(containers: list, base: tuple, errs: list[FieldError], offset: int = 0) -> None:
-    """AccumulateUniqueHostPorts over one list (init containers are checked one at a time)."""
-    seen: set[str] = set()
-    for ci, c in enumerate(containers):
-        if not isinstance(c, dict):
-            continue
-        ports = _l(c.get("ports"))
-        for pi, p in enumerate(ports or ()):
-            if not isinstance(p, dict):
-                continue
-            hp = _i(p.get("hostPort"))
-            if not hp:
-                continue
-            proto = _s(p.get("protocol")) or "TCP"
-            key = f"{proto}/{_s(p.get('hostIP')) or ''}/{hp}"
-            if key in seen:
-                errs.append(FieldError("Duplicate", (*base, ci + offset, "ports", pi, "hostPort"), value=key))
-            else:
-                seen.add(key)
+    v = c.get("ports")
+    if v and isinstance(v, list):
+        _container_ports(v, path, host_ports, errs)
+    v = c.get("volumeMounts")
+    if v and isinstance(v, list):
+        _volume_mounts(v, c, vols, path, errs)
+    v = c.get("imagePullPolicy")
+    if v and isinstance(v, str) and v not in _PULL_POLICIES:
+        errs.append(FieldError("NotSupported", (*path, "imagePullPolicy"), value=v, supported=_PULL_POLICIES))
+    v = c.get("securityContext")
+    if v and isinstance(v, dict):
+        _container_security_context(v, (*path, "securityContext"), host_users, opts, errs)
 
 
 def _as_container(c: object) -> dict:
@@ -865,11 +896,15 @@ def _containers(
         errs.append(FieldError("Required", ("spec", "containers")))
         return
     names: set[str] = set()
+    host_ports: list = []
     for i, c in enumerate(ctrs):
-        c = _as_container(c)
+        if not isinstance(c, dict):
+            c = _EMPTY
         path = ("spec", "containers", i)
-        _container_common(c, path, vols, host_users, opts, errs)
-        name = _name(c)
+        _container_common(c, path, vols, host_users, opts, errs, host_ports)
+        name = c.get("name")
+        if type(name) is not str:
+            name = _name(c)
         if name in names:
             errs.append(FieldError("Duplicate", (*path, "name"), value=name))
         else:
@@ -878,7 +913,8 @@ def _containers(
             errs.append(
                 FieldError("Forbidden", (*path, "restartPolicy"), "may not be set for non-init containers")
             )
-    _host_port_conflicts(ctrs, ("spec", "containers"), errs)
+    if host_ports:
+        _host_port_conflicts(host_ports, errs)
 
 
 def _init_containers(
@@ -894,7 +930,8 @@ def _init_containers(
     for i, c in enumerate(inits):
         c = _as_container(c)
         path = ("spec", "initContainers", i)
-        _container_common(c, path, vols, host_users, opts, errs)
+        host_ports: list = []
+        _container_common(c, path, vols, host_users, opts, errs, host_ports)
         restart_always = False
         rp = c.get("restartPolicy")
         if isinstance(rp, str):
@@ -908,7 +945,9 @@ def _init_containers(
             errs.append(FieldError("Duplicate", (*path, "name"), value=name))
         elif name:
             names.add(name)
-        _host_port_conflicts([c], ("spec", "initContainers"), errs, offset=i)
+        if host_ports:
+            # Upstream checks each init container as a one-element list, so the path says [0].
+            _host_port_conflicts([(("spec", "initContainers", 0), j, k) for _, j, k in host_ports], errs)
         if not restart_always:
             for fld in _INIT_FORBIDDEN_FIELDS:
                 if c.get(fld) is not None:
@@ -917,8 +956,13 @@ def _init_containers(
 
 def _image_whitespace(c: dict, path: tuple, errs: list[FieldError]) -> None:
     """validateContainerOnlyForPod."""
-    image = _s(c.get("image"))
-    if image and image.strip(_GO_SPACE) != image:
+    image = c.get("image")
+    if (
+        image
+        and isinstance(image, str)
+        and (image[0].isspace() or image[-1].isspace())
+        and image.strip(_GO_SPACE) != image
+    ):
         errs.append(
             FieldError("Invalid", (*path, "image"), "must not have leading or trailing whitespace", image)
         )
@@ -1029,16 +1073,12 @@ def _pod_security_context(
     """validatePodSpecSecurityContext (the internal PodSecurityContext includes spec.host*)."""
     base = ("spec", "securityContext")
     if psc:
-        if "fsGroup" in psc:
-            _check_id(psc["fsGroup"], (*base, "fsGroup"), errs)
-        if "runAsUser" in psc:
-            _check_id(psc["runAsUser"], (*base, "runAsUser"), errs)
-        if "runAsGroup" in psc:
-            _check_id(psc["runAsGroup"], (*base, "runAsGroup"), errs)
-        groups = _l(psc.get("supplementalGroups"))
-        if groups:
+        _check_ids(psc, _POD_ID_FIELDS, base, errs)
+        groups = psc.get("supplementalGroups")
+        if groups and isinstance(groups, list):
             for g, gid in enumerate(groups):
-                _check_id(gid, (*base, "supplementalGroups", g), errs)
+                if not (type(gid) is int and 0 <= gid <= _MAX_ID):
+                    _check_id(gid, (*base, "supplementalGroups", g), errs)
     if sp.get("shareProcessNamespace") is True and sp.get("hostPID") is True:
         errs.append(
             FieldError(
@@ -1050,22 +1090,25 @@ def _pod_security_context(
         )
     if not psc:
         return
-    sysctls = _l(psc.get("sysctls"))
-    if sysctls:
+    sysctls = psc.get("sysctls")
+    if sysctls and isinstance(sysctls, list):
         _sysctls(sysctls, sp, errs)
     pol = psc.get("fsGroupChangePolicy")
-    if isinstance(pol, str) and pol not in _FSGROUP_POLICIES:
+    if pol is not None and isinstance(pol, str) and pol not in _FSGROUP_POLICIES:
         errs.append(
             FieldError("NotSupported", (*base, "fsGroupChangePolicy"), value=pol, supported=_FSGROUP_POLICIES)
         )
-    if "seccompProfile" in psc:
-        _seccomp_field(psc["seccompProfile"], (*base, "seccompProfile"), errs)
-    if "windowsOptions" in psc:
-        _windows_options(psc["windowsOptions"], (*base, "windowsOptions"), errs)
-    if "appArmorProfile" in psc:
-        _apparmor_field(psc["appArmorProfile"], (*base, "appArmorProfile"), errs)
+    v = psc.get("seccompProfile")
+    if v is not None:
+        _seccomp_field(v, (*base, "seccompProfile"), errs)
+    v = psc.get("windowsOptions")
+    if v is not None:
+        _windows_options(v, (*base, "windowsOptions"), errs)
+    v = psc.get("appArmorProfile")
+    if v is not None:
+        _apparmor_field(v, (*base, "appArmorProfile"), errs)
     pol = psc.get("supplementalGroupsPolicy")
-    if isinstance(pol, str) and pol not in _SUPPLEMENTAL_POLICIES:
+    if pol is not None and isinstance(pol, str) and pol not in _SUPPLEMENTAL_POLICIES:
         errs.append(
             FieldError(
                 "NotSupported",
@@ -1075,7 +1118,7 @@ def _pod_security_context(
             )
         )
     pol = psc.get("seLinuxChangePolicy")
-    if isinstance(pol, str):
+    if pol is not None and isinstance(pol, str):
         allowed = ("Recursive",) if opts.allow_only_recursive_selinux_change_policy else _SELINUX_POLICIES
         if pol not in allowed:
             errs.append(
@@ -1386,11 +1429,17 @@ def validate_pod(
     sp = spec if isinstance(spec, dict) else _EMPTY
     is_pod = options.resource_is_pod
 
-    inits = _l(sp.get("initContainers")) or []
-    ctrs = _l(sp.get("containers")) or []
-    ephs = _l(sp.get("ephemeralContainers")) or []
+    inits = _l(sp.get("initContainers")) or _NO_ITEMS
+    ctrs = _l(sp.get("containers")) or _NO_ITEMS
+    ephs = _l(sp.get("ephemeralContainers")) or _NO_ITEMS
     psc = _d(sp.get("securityContext"))
-    ann = _d(meta.get("annotations"))
+    ann = meta.get("annotations")
+    # Only the seccomp/AppArmor annotations matter here; most pods have none.
+    if ann and isinstance(ann, dict):
+        if not any(isinstance(k, str) and k.startswith(_SECURITY_ANNOTATIONS) for k in ann):
+            ann = None
+    else:
+        ann = None
 
     # metadata: ValidatePodSpecificAnnotations
     if ann:
@@ -1401,61 +1450,78 @@ def validate_pod(
 
     # ValidatePodSpec
     host_users = sp.get("hostUsers") is not False
-    vol_list = _l(sp.get("volumes"))
-    vols = _volumes(vol_list, options, errs) if vol_list else _EMPTY
+    vol_list = sp.get("volumes")
+    vols = _volumes(vol_list, options, errs) if vol_list and isinstance(vol_list, list) else _EMPTY
     _containers(ctrs, vols, host_users, options, errs)
     if inits:
         _init_containers(inits, ctrs, vols, host_users, options, errs)
     if ephs:
         _ephemeral_containers(ephs, ctrs, inits, vols, host_users, options, errs)
     if sp.get("hostNetwork") is True:
-        for i, c in enumerate(ctrs):
-            for j, p in enumerate(_l(_as_container(c).get("ports")) or ()):
-                if not isinstance(p, dict):
-                    continue
-                hp = _i(p.get("hostPort")) or 0
-                if hp != 0 and hp != (_i(p.get("containerPort")) or 0):
-                    errs.append(
-                        FieldError(
-                            "Invalid",
-                            ("spec", "containers", i, "ports", j, "hostPort"),
-                            "must match `containerPort` when `hostNetwork` is true",
-                            hp,
-                        )
-                    )
-    rp = _s(sp.get("restartPolicy"))
-    if rp and rp not in _RESTART_POLICIES:
+        _host_network_ports(ctrs, errs)
+    rp = sp.get("restartPolicy")
+    if rp and isinstance(rp, str) and rp not in _RESTART_POLICIES:
         errs.append(
             FieldError("NotSupported", ("spec", "restartPolicy"), value=rp, supported=_RESTART_POLICIES)
         )
     _pod_security_context(psc, sp, options, errs)
-    visit = list(_visit(inits, ctrs, ephs))
-    _host_process(psc, sp, visit, options, errs)
-    _host_users(sp, errs)
-    _os(psc, sp, visit, errs)
+    visit: list[tuple[dict, tuple]] | None = None
+    if (psc and psc.get("windowsOptions") is not None) or _any_windows_options(inits, ctrs, ephs):
+        visit = list(_visit(inits, ctrs, ephs))
+        _host_process(psc, sp, visit, options, errs)
+    if sp.get("hostUsers") is False:
+        _host_users(sp, errs)
+    if sp.get("os") is not None:
+        if visit is None:
+            visit = list(_visit(inits, ctrs, ephs))
+        _os(psc, sp, visit, errs)
 
     # pod-only / create-only checks (ValidatePodCreate, ValidatePodTemplateSpec)
+    match_annotations = ann is not None and (options.on_create or not is_pod)
+    if match_annotations and visit is None:
+        visit = list(_visit(inits, ctrs, ephs))
     if is_pod:
         for i, c in enumerate(ctrs):
             _image_whitespace(_as_container(c), ("spec", "containers", i), errs)
         for i, c in enumerate(inits):
             _image_whitespace(_as_container(c), ("spec", "initContainers", i), errs)
-        if options.on_create:
-            if ephs:
-                errs.append(
-                    FieldError("Forbidden", ("spec", "ephemeralContainers"), "cannot be set on create")
-                )
-            if ann:
-                _annotations_match_fields(ann, psc, sp, visit, errs)
-    else:
-        if ann:
-            _annotations_match_fields(ann, psc, sp, visit, errs)
-        if ephs:
-            errs.append(
-                FieldError(
-                    "Forbidden",
-                    ("spec", "ephemeralContainers"),
-                    "ephemeral containers not allowed in pod template",
-                )
+        if options.on_create and ephs:
+            errs.append(FieldError("Forbidden", ("spec", "ephemeralContainers"), "cannot be set on create"))
+    if match_annotations:
+        _annotations_match_fields(ann, psc, sp, visit, errs)  # type: ignore[arg-type]
+    if not is_pod and ephs:
+        errs.append(
+            FieldError(
+                "Forbidden",
+                ("spec", "ephemeralContainers"),
+                "ephemeral containers not allowed in pod template",
             )
+        )
     return errs
+
+
+def _any_windows_options(*lists: list) -> bool:
+    for lst in lists:
+        for c in lst:
+            sc = c.get("securityContext") if isinstance(c, dict) else None
+            if sc and isinstance(sc, dict) and sc.get("windowsOptions") is not None:
+                return True
+    return False
+
+
+def _host_network_ports(ctrs: list, errs: list[FieldError]) -> None:
+    """validatePodHostNetworkDeps (hostPort 0 is defaulted to containerPort first)."""
+    for i, c in enumerate(ctrs):
+        for j, p in enumerate(_l(_as_container(c).get("ports")) or ()):
+            if not isinstance(p, dict):
+                continue
+            hp = _i(p.get("hostPort")) or 0
+            if hp != 0 and hp != (_i(p.get("containerPort")) or 0):
+                errs.append(
+                    FieldError(
+                        "Invalid",
+                        ("spec", "containers", i, "ports", j, "hostPort"),
+                        "must match `containerPort` when `hostNetwork` is true",
+                        hp,
+                    )
+                )

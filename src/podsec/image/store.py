@@ -179,6 +179,7 @@ class ImageStore:
         self._index_entries: builtins.list[dict[str, Any]] = []
         self._images: dict[str, _Image] = {}
         self._info: dict[str, ImageInfo] = {}
+        self._userdb: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     # -- files and locks ---------------------------------------------------------------------
     def _init_dirs(self) -> None:
@@ -429,7 +430,7 @@ class ImageStore:
 
     def info(self, ref: str) -> ImageInfo:
         """What resolve needs: config fields plus /etc/passwd and /etc/group (cached per config)."""
-        rec, _ = self._require(ref)
+        rec, image = self._require(ref)
         cached = self._info.get(rec.config_digest)
         if cached is not None:
             return cached if cached.ref == rec.ref else dataclasses.replace(cached, ref=rec.ref)
@@ -438,7 +439,7 @@ class ImageStore:
         cfg = doc.get("config") or {}
         if not isinstance(cfg, dict):
             raise ImageError("image config 'config' is not an object", file=where)
-        passwd, group = read_user_db(self.rootfs(ref))
+        passwd, group = self._user_db(ref, image)
 
         def strings(key: str) -> tuple[str, ...] | None:
             value = cfg.get(key)
@@ -469,23 +470,53 @@ class ImageStore:
         self._info[rec.config_digest] = info
         return info
 
+    def _user_db(self, ref: str, image: _Image) -> tuple[Any, Any]:
+        """passwd/group for a layer stack; any unpacked image with the same layers will do.
+
+        The fixture's five tags share one layer: reading it once saves four unpacks.
+        """
+        found = self._userdb.get(image.diff_ids)
+        if found is None:
+            root: Path | None = None
+            for entry in self._entries():
+                try:
+                    digest = _check_digest(entry.get("digest"), "index.json")
+                    cached = self._image(digest, entry.get("mediaType"), "index.json")
+                except ImageError:
+                    continue
+                if cached.diff_ids == image.diff_ids:
+                    candidate = self.rootfs_dir / cached.manifest_digest.split(":", 1)[1]
+                    if candidate.is_dir():
+                        root = candidate
+                        break
+            found = read_user_db(root if root is not None else self.rootfs(ref))
+            self._userdb[image.diff_ids] = found
+        return found
+
     # -- removing ------------------------------------------------------------------------------
     def remove(self, ref: str) -> ImageRecord:
         """Drop a name (by ID: every name of that image), then collect what nothing references."""
         rec = self.resolve(ref)
         if rec is None:
             raise ImageError(f"image {ref!r} is not in the local store ({self.root})")
-        names = {self.entry_name(e) for e in self._entries()}
+        mode = "id"  # an image ID (or prefix) removes every name of that image
+        if not ref.startswith("sha256:"):
+            with contextlib.suppress(ImageError):
+                full = parse(ref)
+                if str(full) == rec.ref:
+                    mode = "name"  # just that name; other tags of the image stay
+                elif full.digest:
+                    mode = "repo-digest"  # repo@digest: that repository's names of the image
 
         def dropped(entry: dict[str, Any]) -> bool:
             name = self.entry_name(entry)
-            if rec.ref in names:  # removal by name: just that name
+            if mode == "name":
                 return name == rec.ref
             if entry.get("digest") != rec.digest:
                 return False
-            if _is_id(rec.ref) or name is None or _is_id(name):  # removal by image ID: every name
+            if mode == "id" or name is None or _is_id(name):
                 return True
-            return parse(name).repository == parse(rec.ref).repository  # repo@digest: that repo's tags
+            return parse(name).repository == parse(rec.ref).repository
 
         with self._lock("index.lock", fcntl.LOCK_EX):
             current = self._read_index_file()
@@ -751,7 +782,10 @@ class ImageStore:
                             raise ImageError(f"RepoTags entry {tag!r} is not a valid reference", file=str(path)) from e
                     if select is not None and not select(i, names):
                         continue
-                    desc = self._skopeo_copy(f"docker-archive:{link}:@{i}", [], staging / f"img{i}", str(path))
+                    # v2s2 keeps docker's config bytes, so the image ID stays the one docker showed
+                    desc = self._skopeo_copy(
+                        f"docker-archive:{link}:@{i}", ["--format", "v2s2"], staging / f"img{i}", str(path)
+                    )
                     if not names:
                         names = [self._image(desc["digest"], desc.get("mediaType"), str(path)).config_digest]
                     result += [(n, desc) for n in names]
@@ -796,7 +830,34 @@ class ImageStore:
         _check_digest(desc.get("digest"), where)
         return desc
 
+    def _source_format(self, src: str, tls_verify: bool) -> str | None:
+        """skopeo's ``--format`` that keeps the source manifest (and so its digest) as it is.
+
+        Without it skopeo converts docker schema 2 images to OCI, re-serialising the config and
+        so changing the image ID that containerd (which stores manifests verbatim) would report.
+        """
+        if src.startswith("docker-daemon:"):
+            return "v2s2"
+        cmd = [self._skopeo_bin(), "inspect", "--raw", *([] if tls_verify else ["--tls-verify=false"]), src]
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode != 0:
+            return None  # the copy itself will report the problem
+        try:
+            doc = _json(proc.stdout, src)
+            mt = doc.get("mediaType")
+            if mt in INDEX_TYPES or (mt is None and "manifests" in doc):
+                mt = _choose_platform(doc, src).get("mediaType")
+        except ImageError:
+            return None
+        return {MT_DOCKER_MANIFEST: "v2s2", MT_OCI_MANIFEST: "oci"}.get(str(mt))
+
     def _pull_skopeo(self, src: str, extra: builtins.list[str], name: str | None) -> builtins.list[str]:
+        fmt = self._source_format(src, "--src-tls-verify=false" not in extra)
+        if fmt is not None:
+            extra = [*extra, "--format", fmt]
         self._init_dirs()
         with self._lock("gc.lock", fcntl.LOCK_SH):
             staging = self._staging("pull-")

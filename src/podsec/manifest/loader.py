@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from podsec.errors import InputError
-from podsec.manifest.locate import locate
+from podsec.manifest.locate import build_index, locate
 
 _DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t]|$)", re.M)
 _YAML11 = re.compile(
@@ -41,6 +41,7 @@ class Source:
     text: str
     helm_source: str | None = None
     _lines: list[str] | None = None
+    _index: dict | None = None
 
     @property
     def lines(self) -> list[str]:
@@ -48,9 +49,15 @@ class Source:
             self._lines = self.text.split("\n")
         return self._lines
 
+    @property
+    def line_index(self) -> dict:
+        if self._index is None:
+            self._index = build_index(self.lines)
+        return self._index
+
     def line_of(self, path: tuple[str | int, ...]) -> int:
         """1-based file line of a field path (or its deepest existing ancestor)."""
-        return self.first_line + locate(self.lines, self.text, path)
+        return self.first_line + locate(self.lines, self.text, path, self.line_index)
 
     @property
     def display(self) -> str:
@@ -242,7 +249,8 @@ def parse_documents(name: str, text: str) -> list[tuple[Source, object]]:
         helm = _HELM_SOURCE.search(body)
         src = Source(name, idx, first + 1, body, helm.group(1).strip() if helm else None)
         if _YAML11.search(body):
-            obj = _parse_yaml11(src)
+            fixed = _fix_octal(src, obj)
+            obj = fixed if fixed is not None else _parse_yaml11(src)
         elif _DATE.search(body):
             obj = _stringify_dates(obj)
         out.append((src, obj))
@@ -275,6 +283,35 @@ def _yaml_error(exc: Exception, name: str, first: int, index: int) -> InputError
     reason = msg.strip().splitlines()[-1].strip() if msg.strip() else "invalid YAML"
     reason = re.sub(r"^\|?\s*\^*\s*", "", reason) or msg.splitlines()[0]
     return InputError(f"invalid YAML: {reason}", file=name, line=line, doc=f"document {index + 1}")
+
+
+_OCTAL_LINE = re.compile(r"^[^#\n]*?:[ \t]+(0[0-7]+)[ \t]*(?:#[^\n]*)?$", re.M)
+
+
+def _fix_octal(src: Source, obj: object) -> object | None:
+    """Patch ``key: 0644`` values to octal in place; None when the document needs a YAML 1.1 parse."""
+    body = src.text
+    if len(_YAML11.findall(body)) != len(_OCTAL_LINE.findall(body)):
+        return None
+    by_line: dict[int, tuple] = {}
+    for path, line in src.line_index.items():
+        if len(path) > len(by_line.get(line, ())):
+            by_line[line] = path
+    for m in _OCTAL_LINE.finditer(body):
+        path = by_line.get(body.count("\n", 0, m.start()))
+        if not path:
+            return None
+        parent: object = obj
+        for seg in path[:-1]:
+            try:
+                parent = parent[seg]  # type: ignore[index]
+            except (KeyError, IndexError, TypeError):
+                return None
+        tok = m.group(1)
+        if not isinstance(parent, dict) or parent.get(path[-1]) != int(tok, 10):
+            return None
+        parent[path[-1]] = int(tok, 8)
+    return obj
 
 
 def _parse_yaml11(src: Source) -> object:

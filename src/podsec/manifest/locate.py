@@ -142,6 +142,111 @@ def locate_block(lines: list[str], path: tuple[PathSeg, ...]) -> int | None:
     return found
 
 
+_KEY = re.compile(r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"{\[\]},&*!|>%@`-][^#]*?|-[^\s#][^#]*?))[ \t]*:(?:[ \t]+|$)""")
+_BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*[ \t]*(?:#.*)?$")
+
+
+class _Frame:
+    __slots__ = ("col", "counter", "is_seq", "path", "pending")
+
+    def __init__(self, col: int, is_seq: bool, path: tuple[PathSeg, ...]) -> None:
+        self.col = col
+        self.is_seq = is_seq
+        self.path = path
+        self.counter = -1
+        self.pending: tuple[PathSeg, ...] | None = None
+
+
+def build_index(lines: list[str]) -> dict[tuple[PathSeg, ...], int]:
+    """Map every block-style path of a document to its 0-based line, in one pass.
+
+    A small indentation walker, not a YAML parser: keys and sequence items in block style are
+    indexed; flow collections and scalars are leaves on their key's line; block scalars
+    (``|``/``>``) are skipped. Paths it cannot see are answered by their nearest ancestor.
+    """
+    index: dict[tuple[PathSeg, ...], int] = {}
+    root = _Frame(-1, False, ())
+    root.pending = ()
+    stack = [root]
+    skip_deeper: int | None = None
+    for i, line in enumerate(lines):
+        stripped = line.lstrip(" ")
+        if not stripped or stripped[0] == "#":
+            continue
+        c = len(line) - len(stripped)
+        if skip_deeper is not None:
+            if c > skip_deeper:
+                continue
+            skip_deeper = None
+        if c == 0 and (stripped.startswith("---") or stripped.startswith("...")):
+            continue
+        while stack[-1].col > c:
+            stack.pop()
+        pos = c
+        owner_col = c
+        # Sequence items, possibly nested on one line ("- - x").
+        while line.startswith("-", pos) and (len(line) == pos + 1 or line[pos + 1] in " \t"):
+            top = stack[-1]
+            if top.is_seq and top.col == pos:
+                frame = top
+            else:
+                if top.col == pos and not top.is_seq:
+                    parent_path = top.pending
+                else:
+                    parent_path = top.pending
+                if parent_path is None:
+                    parent_path = top.path
+                frame = _Frame(pos, True, parent_path)
+                stack.append(frame)
+            frame.counter += 1
+            item = (*frame.path, frame.counter)
+            index.setdefault(item, i)
+            frame.pending = item
+            pos += 1
+            while pos < len(line) and line[pos] in " \t":
+                pos += 1
+            owner_col = pos
+            if pos < len(line) and line.startswith("-", pos) and (len(line) == pos + 1 or line[pos + 1] in " \t"):
+                nested = _Frame(pos, True, item)
+                stack.append(nested)
+                continue
+        rest = line[pos:]
+        if not rest or rest[0] == "#":
+            continue
+        m = _KEY.match(line, pos)
+        if m is None:
+            if _BLOCK_SCALAR.match(rest):
+                skip_deeper = owner_col - 1 if owner_col > c else c
+            continue
+        key = m.group(1) if m.group(1) is not None else m.group(2) if m.group(2) is not None else m.group(3)
+        key = key.rstrip()
+        # Leave any sequence frame at this column when a plain key line appears there.
+        top = stack[-1]
+        if top.is_seq and top.col == pos and pos == c:
+            stack.pop()
+            top = stack[-1]
+        if not top.is_seq and top.col == pos:
+            frame = top
+        else:
+            base = top.pending if top.pending is not None else top.path
+            frame = _Frame(pos, False, base)
+            stack.append(frame)
+        kp = (*frame.path, key)
+        index.setdefault(kp, i)
+        value = line[m.end():]
+        v = value.strip()
+        if not v or v[0] == "#":
+            frame.pending = kp
+        elif _BLOCK_SCALAR.match(v):
+            frame.pending = None
+            skip_deeper = pos
+        elif v[0] in "&!" and " " not in v:
+            frame.pending = kp  # an anchor or tag alone: the value follows on the next lines
+        else:
+            frame.pending = None
+    return index
+
+
 @lru_cache(maxsize=256)
 def _compose_lines(text: str) -> object:
     import yaml
@@ -177,12 +282,18 @@ def locate_exact(text: str, path: tuple[PathSeg, ...]) -> int | None:
     return line
 
 
-def locate(lines: list[str], text: str, path: tuple[PathSeg, ...]) -> int:
+def locate(lines: list[str], text: str, path: tuple[PathSeg, ...],
+           index: dict[tuple[PathSeg, ...], int] | None = None) -> int:
     """0-based line of ``path`` (or of its deepest existing ancestor) within a document."""
     if lines and not _looks_flow(lines):
-        hit = locate_block(lines, path)
-        if hit is not None:
-            return hit
+        if index is None:
+            index = build_index(lines)
+        for n in range(len(path), 0, -1):
+            hit = index.get(path[:n])
+            if hit is not None:
+                return hit
+        if not path:
+            return 0
     exact = locate_exact(text, path)
     return exact if exact is not None else 0
 

@@ -28,6 +28,9 @@ class ContainerPlan:
     """OCI bind mounts for volumes, in the kubelet's order: ``{destination, type, source, options}``."""
     etc_hosts: str | None = None
     """Kubelet-managed hosts file, bound rw at /etc/hosts."""
+    termination_log: str | None = None
+    """Kubelet's termination-message file, bound rw at ``termination_message_path`` after /etc/hosts."""
+    termination_message_path: str = "/dev/termination-log"
     etc_hostname: str | None = None
     """Bound at /etc/hostname, ro iff readonly rootfs."""
     etc_resolv: str | None = None
@@ -44,6 +47,9 @@ class ContainerPlan:
     """Host CapEff bitmask that defines "all capabilities"; None reads /proc/self/status."""
     oom_score_adj: int | None = None
     """CRI ``Resources.OomScoreAdj`` (kubelet QoS, §1.5); None leaves it unset."""
+    restrict_oom_score_adj: bool | None = None
+    """containerd's ``restrict_oom_score_adj``: never go below our own score. None = only when the host
+    denies CAP_SYS_RESOURCE (lowering the score needs it; runc/crun fail with EACCES otherwise)."""
     host_devices: list[dict] | None = None
     """``linux.devices`` for privileged containers; None walks the host /dev like containerd."""
 
@@ -72,4 +78,8 @@ class SandboxPlan:
     netns_path: str | None = None
     """An existing network namespace (CNI); None creates a new one with only loopback."""
     oom_score_adj: int = -998
+    restrict_oom_score_adj: bool | None = None
+    """As for :class:`ContainerPlan`."""
+    host_cap_eff: int | None = None
+    """Host CapEff bitmask (None reads /proc/self/status); only consulted for the oom score."""
     arch: str = "amd64"

@@ -25,7 +25,7 @@ def _profile_data() -> dict[str, Any]:
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:
-    """containerd only adds the unconditional ptrace rule on kernels ≥ 4.8 (older ones let it escape seccomp)."""
+    """containerd adds the unconditional ptrace rule only on kernels ≥ 4.8 (older ones escaped seccomp)."""
     release = os.uname().release
     try:
         parts = release.split("-", 1)[0].split(".")
@@ -92,7 +92,7 @@ def runtime_default_seccomp(
 
 
 def resolve_localhost_ref(ref: str, seccomp_root: str) -> str:
-    """The kubelet sends an absolute path; a relative one (or containerd's ``localhost/`` form) goes under root."""
+    """The kubelet sends an absolute path; a relative one (or ``localhost/<p>``) goes under the root."""
     if ref.startswith("localhost/"):
         ref = ref[len("localhost/") :]
     if os.path.isabs(ref):

@@ -19,7 +19,7 @@ import copy
 import posixpath
 
 from podsec.errors import RuntimeFailure
-from podsec.oci.caps import DEFAULT_CAPS, all_caps
+from podsec.oci.caps import CAPABILITY_NUMBERS, DEFAULT_CAPS, all_caps, read_host_cap_eff
 from podsec.oci.mounts import (
     bind,
     cgroup_mount,
@@ -192,7 +192,7 @@ def with_default_path_env(spec: dict, plan: Plan) -> None:
 
 
 def with_new_privileges(spec: dict, plan: Plan) -> None:
-    """``WithNewPrivileges``: the CRI turns the base spec's NNP off; only allowPrivilegeEscalation:false sets it."""
+    """``WithNewPrivileges``: the CRI turns the base NNP off; only allowPrivilegeEscalation: false sets it."""
     _process(spec)["noNewPrivileges"] = False
 
 
@@ -218,7 +218,8 @@ def _has_cgroupns(spec: dict) -> bool:
 
 
 def _container_supplied_mounts(plan: ContainerPlan) -> list[dict]:
-    """CRI mounts (volumes, then the kubelet's /etc/hosts) plus containerd's extras not already supplied."""
+    """CRI mounts in the kubelet's order (volumes, /etc/hosts, termination log) plus containerd's extras
+    (/etc/hostname, /etc/resolv.conf, /dev/shm) where nothing is mounted yet."""
     readonly = plan.container.readonly_rootfs
     cri: list[dict] = [copy.deepcopy(m) for m in plan.volume_mounts]
     for m in cri:
@@ -227,6 +228,11 @@ def _container_supplied_mounts(plan: ContainerPlan) -> list[dict]:
     if plan.etc_hosts and "/etc/hosts" not in taken:
         cri.append(bind(plan.etc_hosts, "/etc/hosts", readonly=False))
         taken.add("/etc/hosts")
+    if plan.termination_log:
+        dest = posixpath.normpath(plan.termination_message_path)
+        if dest not in taken:
+            cri.append(bind(plan.termination_log, dest, readonly=False))
+            taken.add(dest)
     extras: list[dict] = []
     shm = plan.shm or ("/dev/shm" if plan.pod.host_ipc else None)
     for dest, source, ro in (
@@ -313,7 +319,7 @@ def with_no_new_privileges(spec: dict, plan: ContainerPlan) -> None:
 
 
 def with_readonly_rootfs(spec: dict, plan: ContainerPlan) -> None:
-    """``root.readonly`` from readOnlyRootFilesystem; the /etc binds already followed it in ``with_mounts``."""
+    """``root.readonly`` from readOnlyRootFilesystem; the /etc binds followed it in ``with_mounts``."""
     if plan.container.readonly_rootfs:
         spec.setdefault("root", {})["readonly"] = True
 
@@ -324,10 +330,30 @@ def with_cgroups_path(spec: dict, plan: Plan) -> None:
         _linux(spec)["cgroupsPath"] = plan.cgroups_path
 
 
+def _own_oom_score_adj() -> int:
+    with open("/proc/self/oom_score_adj", encoding="ascii") as fh:
+        return int(fh.read().strip())
+
+
+def _restrict_oom(plan: Plan) -> bool:
+    if plan.restrict_oom_score_adj is not None:
+        return plan.restrict_oom_score_adj
+    cap_eff = read_host_cap_eff() if plan.host_cap_eff is None else plan.host_cap_eff
+    return not cap_eff & (1 << CAPABILITY_NUMBERS["CAP_SYS_RESOURCE"])
+
+
 def with_oom_score_adj(spec: dict, plan: Plan) -> None:
-    """CRI ``OomScoreAdj`` → ``process.oomScoreAdj`` (kubelet QoS value; -998 for the pause container)."""
-    if plan.oom_score_adj is not None:
-        _process(spec)["oomScoreAdj"] = plan.oom_score_adj
+    """CRI ``OomScoreAdj`` → ``process.oomScoreAdj`` (kubelet QoS value; -998 for the pause container).
+
+    With ``restrict_oom_score_adj`` (automatic when CAP_SYS_RESOURCE is missing, as on hosts whose bounding
+    set lacks it) the value is raised to our own score, like containerd's option of that name.
+    """
+    if plan.oom_score_adj is None:
+        return
+    value = plan.oom_score_adj
+    if _restrict_oom(plan):
+        value = max(value, _own_oom_score_adj())
+    _process(spec)["oomScoreAdj"] = value
 
 
 def with_namespaces(spec: dict, plan: ContainerPlan) -> None:
@@ -417,7 +443,8 @@ def with_seccomp(spec: dict, plan: ContainerPlan) -> None:
     if profile.type == "Localhost":
         if not profile.localhost_ref:
             raise RuntimeFailure(
-                f"container {plan.container.name!r}: localhostProfile must be set if seccompProfile type is Localhost."
+                f"container {plan.container.name!r}: "
+                "localhostProfile must be set if seccompProfile type is Localhost."
             )
         linux["seccomp"] = load_localhost_seccomp(
             resolve_localhost_ref(profile.localhost_ref, plan.seccomp_root)
@@ -447,7 +474,7 @@ def with_hostname(spec: dict, plan: SandboxPlan) -> None:
 
 
 def with_sandbox_namespaces(spec: dict, plan: SandboxPlan) -> None:
-    """§11.2: host namespaces are simply left out; the pod network is a fresh (loopback-only) netns or CNI's."""
+    """§11.2: host namespaces are left out; the pod network is a fresh (loopback-only) netns or CNI's."""
     pod = plan.pod
     if pod.host_users is False:
         raise RuntimeFailure(
