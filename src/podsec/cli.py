@@ -170,6 +170,18 @@ def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: 
         click.echo(render_text(pods), nl=False)
 
 
+def _register_runtime_commands() -> None:
+    """run/apply/get/exec/logs/delete/gc/image live in cli_runtime (kept apart: they touch the machine)."""
+    try:
+        from podsec.cli_runtime import register
+    except ImportError:
+        return
+    register(cli)
+
+
+_register_runtime_commands()
+
+
 def main() -> None:
     cli(prog_name="podsec")
 
