@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagebuild import build_fixture_layout
 
+from imagebuild import build_fixture_layout
 from podsec.image.store import ImageStore
 
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
@@ -40,6 +40,14 @@ def store(tmp_path: Path) -> ImageStore:
 @pytest.fixture
 def fixture_store(store: ImageStore, fixture_layout: Path) -> ImageStore:
     """A fresh store holding the five podsec-fixture tags."""
+    store.load(fixture_layout)
+    return store
+
+
+@pytest.fixture(scope="session")
+def shared_fixture_store(tmp_path_factory: pytest.TempPathFactory, fixture_layout: Path) -> ImageStore:
+    """One store with the fixture loaded, for tests that only read (saves an unpack per test)."""
+    store = ImageStore(tmp_path_factory.mktemp("shared-store") / "store")
     store.load(fixture_layout)
     return store
 

@@ -133,9 +133,7 @@ def H(name: str, target: str) -> Entry:
     return Entry(name, "hardlink", linkname=target)
 
 
-def make_layer(
-    entries: Iterable[Entry], *, compression: str | None = None, fmt: int = tarfile.PAX_FORMAT
-) -> bytes:
+def make_layer(entries: Iterable[Entry], *, compression: str | None = None, fmt: int = tarfile.PAX_FORMAT) -> bytes:
     """A layer tar of ``entries`` in the given order; ``compression`` is None, "gzip" or "zstd"."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
@@ -235,8 +233,14 @@ class LayoutWriter:
         }
         return self.blob(canonical_json(manifest), MT_MANIFEST)
 
-    def add(self, desc: dict[str, object], *, name: str | None = None, ref_name: str | None = None,
-            platform: dict[str, str] | None = None) -> None:
+    def add(
+        self,
+        desc: dict[str, object],
+        *,
+        name: str | None = None,
+        ref_name: str | None = None,
+        platform: dict[str, str] | None = None,
+    ) -> None:
         entry = dict(desc)
         if platform is not None:
             entry["platform"] = platform
@@ -399,8 +403,10 @@ def hostile_cases(canary: Path) -> dict[str, list[bytes]]:
         "hardlink-abs": [make_layer([H("h", f"{c}/secret")])],
         "hardlink-rel": [make_layer([H("h", f"{rel}/secret")])],
         "hardlink-via-symlink": [make_layer([L("s", c), H("h", "s/secret")])],
-        "whiteout-via-symlink": [make_layer([L("s", c), F("s/.wh.secret"), L("r", "../" * 8 + rel)]),
-                                 make_layer([F("r/.wh.secret"), F("r/.wh..wh..opq")])],
+        "whiteout-via-symlink": [
+            make_layer([L("s", c), F("s/.wh.secret"), L("r", "../" * 8 + rel)]),
+            make_layer([F("r/.wh.secret"), F("r/.wh..wh..opq")]),
+        ],
         "whiteout-dotdot": [make_layer([D("w"), F("w/.wh.."), F("w/.wh..."), F(".wh..wh..opq")])],
         "devices": [make_layer([Entry("dev/null", "char"), Entry("dev/sda", "block"), D("dev")])],
         "symlink-loop": [make_layer([L("loop1", "loop2"), L("loop2", "loop1"), F("loop1/pwned", payload)])],

@@ -6,8 +6,10 @@ import hashlib
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+
 from imagebuild import (
     FIXTURE_BUSYBOX_SHA256,
     FIXTURE_DIGESTS,
@@ -34,7 +36,7 @@ def _blob(layout: Path, digest: str) -> bytes:
     return data
 
 
-def _json(data: bytes) -> dict:  # type: ignore[type-arg]
+def _json(data: bytes) -> dict[str, Any]:
     obj = json.loads(data)
     assert canonical_json(obj) == data, "not serialised with sort_keys and compact separators"
     return obj

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from imagebuild import FIXTURE_GROUP, FIXTURE_PASSWD
 
+from imagebuild import FIXTURE_GROUP, FIXTURE_PASSWD
 from podsec.errors import ImageError
 from podsec.image.model import GroupEntry, PasswdEntry
 from podsec.image.passwd import parse_group, parse_passwd, read_user_db

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -10,8 +11,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+
 from imagebuild import (
     FIXTURE_TAGS,
     MT_INDEX,
@@ -28,7 +31,6 @@ from imagebuild import (
     run_skopeo,
     sha256_digest,
 )
-
 from podsec.errors import ImageError
 from podsec.image.store import ImageStore, host_arch
 
@@ -38,7 +40,7 @@ FIXTURE_REFS = [f"docker.io/library/podsec-fixture:{t}" for t in FIXTURE_TAGS]
 SMALL_FILES = [D("etc"), F("etc/passwd", "root:x:0:0::/root:/bin/sh\nu:x:7:7::/:\n"), F("hello", "hi\n")]
 
 
-def _index(store: ImageStore) -> dict:  # type: ignore[type-arg]
+def _index(store: ImageStore) -> dict[str, Any]:
     return json.loads((store.oci_dir / "index.json").read_bytes())
 
 
@@ -78,9 +80,7 @@ def test_store_is_a_layout_skopeo_can_read(fixture_store: ImageStore, tmp_path: 
 
 
 def test_load_layout_without_containerd_names(store: ImageStore, tmp_path: Path) -> None:
-    layout = build_image_layout(
-        tmp_path / "l", {"v1": {"User": "7"}, "v2": {}}, SMALL_FILES, containerd_names=False
-    )
+    layout = build_image_layout(tmp_path / "l", {"v1": {"User": "7"}, "v2": {}}, SMALL_FILES, containerd_names=False)
     # A bare ref-name annotation is not a full reference; it is normalised like any short name.
     assert store.load(layout) == ["docker.io/library/v1:latest", "docker.io/library/v2:latest"]
     assert store.info("v1").user == "7"
@@ -115,7 +115,7 @@ def test_load_layout_with_image_index_picks_host_platform(store: ImageStore, tmp
     rec = store.resolve("multi:1")
     assert rec is not None and rec.digest == children[1]["digest"]
     assert store.info("multi:1").user == host_arch()
-    assert children[0]["digest"].split(":")[1] not in _blobs(store)  # the other platform is not copied
+    assert str(children[0]["digest"]).split(":")[1] not in _blobs(store)  # the other platform is not copied
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
@@ -250,8 +250,8 @@ def test_load_rejects_broken_layouts(store: ImageStore, tmp_path: Path, fixture_
 
 
 @pytest.mark.parametrize(("tag", "user"), list(FIXTURE_TAGS.items()))
-def test_info_of_fixture_tags(fixture_store: ImageStore, tag: str, user: str | None) -> None:
-    info = fixture_store.info(f"podsec-fixture:{tag}")
+def test_info_of_fixture_tags(shared_fixture_store: ImageStore, tag: str, user: str | None) -> None:
+    info = shared_fixture_store.info(f"podsec-fixture:{tag}")
     assert info.ref == f"docker.io/library/podsec-fixture:{tag}"
     assert info.user == user
     assert info.env == ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
@@ -263,7 +263,7 @@ def test_info_of_fixture_tags(fixture_store: ImageStore, tag: str, user: str | N
     assert extra is not None and extra.gid == 5000 and extra.members == ("app", "web")
     web = info.user_by_name("web")
     assert web is not None and (web.uid, web.gid, web.home) == (101, 101, "/home/web")
-    rec = fixture_store.resolve(f"podsec-fixture:{tag}")
+    rec = shared_fixture_store.resolve(f"podsec-fixture:{tag}")
     assert rec is not None and info.config_digest == rec.config_digest
 
 
@@ -278,24 +278,24 @@ def test_info_is_cached_and_cheap(fixture_store: ImageStore) -> None:
     assert other.info("docker.io/library/podsec-fixture:root") == first
 
 
-def test_config_and_resolve(fixture_store: ImageStore) -> None:
-    cfg = fixture_store.config("podsec-fixture:uid1000-gid2222")
+def test_config_and_resolve(shared_fixture_store: ImageStore) -> None:
+    cfg = shared_fixture_store.config("podsec-fixture:uid1000-gid2222")
     assert cfg["config"]["User"] == "1000:2222" and cfg["rootfs"]["type"] == "layers"
-    rec = fixture_store.resolve("podsec-fixture:uid0")
+    rec = shared_fixture_store.resolve("podsec-fixture:uid0")
     assert rec is not None
-    assert fixture_store.resolve("docker.io/library/podsec-fixture:uid0") == rec
-    assert fixture_store.resolve(rec.config_digest) == rec  # image ID
-    assert fixture_store.resolve(rec.config_digest[:19]) == rec  # ID prefix
-    by_digest = fixture_store.resolve(f"podsec-fixture@{rec.digest}")
+    assert shared_fixture_store.resolve("docker.io/library/podsec-fixture:uid0") == rec
+    assert shared_fixture_store.resolve(rec.config_digest) == rec  # image ID
+    assert shared_fixture_store.resolve(rec.config_digest[:19]) == rec  # ID prefix
+    by_digest = shared_fixture_store.resolve(f"podsec-fixture@{rec.digest}")
     assert by_digest is not None and by_digest.digest == rec.digest
-    assert fixture_store.resolve("podsec-fixture:nope") is None
-    assert fixture_store.resolve("busybox") is None
+    assert shared_fixture_store.resolve("podsec-fixture:nope") is None
+    assert shared_fixture_store.resolve("busybox") is None
     with pytest.raises(ImageError, match="invalid image reference"):
-        fixture_store.resolve("Bad Ref")
+        shared_fixture_store.resolve("Bad Ref")
     with pytest.raises(ImageError, match="not in the local store"):
-        fixture_store.info("busybox")
+        shared_fixture_store.info("busybox")
     with pytest.raises(ImageError, match="not in the local store"):
-        fixture_store.rootfs("busybox")
+        shared_fixture_store.rootfs("busybox")
 
 
 def test_rootfs_unpacked_once(fixture_store: ImageStore) -> None:
@@ -394,6 +394,7 @@ def test_gc_clears_crash_leftovers(fixture_store: ImageStore) -> None:
 _LOADER = """
 import sys
 from pathlib import Path
+from typing import Any
 from podsec.image.store import ImageStore
 store = ImageStore(Path(sys.argv[1]))
 for _ in range(3):
@@ -457,6 +458,32 @@ def test_pull_from_registry(store: ImageStore, fixture_layout: Path, registry: s
     assert by_digest == [f"{registry}/podsec-fixture@{rec.digest}"]
 
 
+def test_pull_keeps_docker_schema2_digests(store: ImageStore, fixture_layout: Path, registry: str) -> None:
+    """A docker v2s2 image is stored as-is, so its digest and image ID match the registry's."""
+    src = f"docker://{registry}/podsec-fixture:v2s2"
+    run_skopeo("copy", "--quiet", "--dest-tls-verify=false", "--format", "v2s2", f"oci:{fixture_layout}:web", src)
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", src], capture_output=True, check=True
+    ).stdout
+    assert store.pull(src) == [f"{registry}/podsec-fixture:v2s2"]
+    rec = store.resolve(f"{registry}/podsec-fixture:v2s2")
+    assert rec is not None and rec.digest == sha256_digest(raw)
+    assert rec.config_digest == json.loads(raw)["config"]["digest"]
+    assert _index(store)["manifests"][0]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert store.info(rec.ref).user == "web"
+
+
+def test_pull_tls_verification(store: ImageStore, fixture_layout: Path, registry: str) -> None:
+    run_skopeo(
+        "copy", "--quiet", "--dest-tls-verify=false",
+        f"oci:{fixture_layout}:uid0", f"docker://{registry}/podsec-fixture:uid0",
+    )  # fmt: skip
+    with pytest.raises(ImageError, match="skopeo copy failed"):  # the registry speaks plain HTTP
+        store.pull(f"docker://{registry}/podsec-fixture:uid0", insecure=False)
+    port = registry.rsplit(":", 1)[1]
+    assert store.pull(f"docker://localhost:{port}/podsec-fixture:uid0") == [f"localhost:{port}/podsec-fixture:uid0"]
+
+
 def test_pull_missing_tag_is_an_image_error(store: ImageStore, registry: str) -> None:
     with pytest.raises(ImageError, match="skopeo copy failed"):
         store.pull(f"docker://{registry}/podsec-fixture:does-not-exist")
@@ -495,3 +522,89 @@ def test_pull_errors(store: ImageStore, tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="docker-daemon:busybox:latest"):
         store.pull("docker-daemon:busybox:latest")
     assert store.list() == []
+
+
+def _odd_layout(dest: Path, case: str) -> Path:
+    """A layout whose JSON has the right digests but wrong shapes or types in one place."""
+    w = LayoutWriter(dest)
+    layer = make_layer(SMALL_FILES)
+    layer_desc = w.blob(layer, "application/vnd.oci.image.layer.v1.tar")
+    config: dict[str, object] = image_config({"User": "1"}, [sha256_digest(layer)])
+    if case == "rootfs-list":
+        config["rootfs"] = []
+    if case == "config-section-list":
+        config["config"] = ["User"]
+    config_bytes = b"{broken" if case == "config-not-json" else canonical_json(config)
+    config_desc = w.blob(config_bytes, "application/vnd.oci.image.config.v1+json")
+    manifest: dict[str, object] = {"schemaVersion": 2, "config": config_desc, "layers": [layer_desc]}
+    variants: dict[str, dict[str, object]] = {
+        "layers-str": {"layers": "notalist"},
+        "layer-digest-int": {"layers": [{"digest": 5, "size": 1}]},
+        "config-digest-list": {"config": {"digest": ["x"]}},
+        "sizes-str": {"config": {**config_desc, "size": "big"}, "layers": [{**layer_desc, "size": "x"}]},
+        "schema1": {"schemaVersion": 1},
+    }
+    manifest.update(variants.get(case, {}))
+    desc = w.blob(canonical_json(manifest), "application/vnd.oci.image.manifest.v1+json")
+    if case == "index-platform-str":
+        index = {"schemaVersion": 2, "manifests": [{**desc, "platform": "linux"}, 7]}
+        desc = w.blob(canonical_json(index), MT_INDEX)
+    w.add(desc, name="docker.io/library/odd:1", ref_name="1")
+    if case == "annotations-list":
+        w.manifests[0]["annotations"] = ["odd"]
+    w.finish()
+    if case == "manifests-dict":
+        (dest / "index.json").write_text('{"schemaVersion": 2, "manifests": {"a": 1}}')
+    return dest
+
+
+ODD_CASES = [
+    "rootfs-list", "config-section-list", "config-not-json", "layers-str", "layer-digest-int",
+    "config-digest-list", "sizes-str", "schema1", "index-platform-str", "annotations-list", "manifests-dict",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ODD_CASES)
+def test_odd_json_is_an_image_error_never_a_crash(store: ImageStore, tmp_path: Path, case: str) -> None:
+    layout = _odd_layout(tmp_path / "odd", case)
+    try:
+        refs = store.load(layout)
+    except ImageError as e:
+        assert str(e)
+        return
+    for ref in refs:  # what did load must read back, or fail as an ImageError
+        with contextlib.suppress(ImageError):
+            store.info(ref)
+    store.list()
+
+
+def test_load_compressed_archives(store: ImageStore, tmp_path: Path, fixture_layout: Path) -> None:
+    import gzip
+
+    plain = build_docker_archive(tmp_path / "d.tar", [(["gz:1"], {"User": "g"})], SMALL_FILES)
+    (tmp_path / "d.tar.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    assert store.load(tmp_path / "d.tar.gz") == ["docker.io/library/gz:1"]
+    assert store.info("gz:1").user == "g"
+    oci = build_oci_archive(tmp_path / "o.tar", fixture_layout)
+    (tmp_path / "o.tar.gz").write_bytes(gzip.compress(oci.read_bytes(), compresslevel=1))
+    assert store.load(tmp_path / "o.tar.gz") == FIXTURE_REFS
+
+
+def test_duplicate_names_in_a_layout_last_wins(store: ImageStore, tmp_path: Path) -> None:
+    w = LayoutWriter(tmp_path / "l")
+    layer = make_layer(SMALL_FILES)
+    for user in ("first", "second"):
+        desc = w.image(image_config({"User": user}, [sha256_digest(layer)]), [layer])
+        w.add(desc, name="docker.io/library/dup:1", ref_name="1")
+    w.finish()
+    assert store.load(tmp_path / "l") == ["docker.io/library/dup:1"]
+    assert len(_index(store)["manifests"]) == 1
+    assert store.info("dup:1").user == "second"
+
+
+def test_unusable_store_root_is_an_image_error(tmp_path: Path, fixture_layout: Path) -> None:
+    (tmp_path / "afile").write_text("not a directory")
+    store = ImageStore(tmp_path / "afile" / "store")
+    assert store.list() == [] and store.resolve("busybox") is None
+    with pytest.raises(ImageError, match="afile"):
+        store.load(fixture_layout)

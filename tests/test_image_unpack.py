@@ -9,8 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from imagebuild import D, Entry, F, H, L, hostile_cases, make_layer, sha256_digest, tree_snapshot
 
+from imagebuild import D, Entry, F, H, L, hostile_cases, make_layer, sha256_digest, tree_snapshot
 from podsec.errors import ImageError
 from podsec.image.unpack import unpack_layer, unpack_layers
 
@@ -252,3 +252,12 @@ def test_hostile_layers_stay_inside_dest(tmp_path: Path, case: str) -> None:
 
 def test_every_hostile_case_is_checked() -> None:
     assert len(CASES) == 15
+
+
+def test_broken_zstd_is_an_image_error(tmp_path: Path) -> None:
+    if shutil.which("zstd") is None:
+        pytest.skip("zstd program not installed")
+    data = make_layer([F("a", b"x" * 10000)], compression="zstd")
+    (tmp_path / "bad.zst").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError):
+        unpack_layer(tmp_path / "bad.zst", tmp_path / "dest")

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -959,6 +960,16 @@ def test_runtime_privileged(tmp_path: Path) -> None:
     assert status["Seccomp"] == "0"
 
 
+def _wait_for_exec(pid: int, cmdline_prefix: bytes, timeout: float = 10.0) -> None:
+    """``crun run -d`` may return before the container's init has called execve."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(cmdline_prefix):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} did not exec {cmdline_prefix!r}")
+
+
 @runtime_test
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_runtime_sandbox_and_joined_container(runtime: str, tmp_path: Path) -> None:
@@ -992,6 +1003,7 @@ def test_runtime_sandbox_and_joined_container(runtime: str, tmp_path: Path) -> N
         assert started.returncode == 0, log.read_text()
         state = subprocess.run([*base, "state", sandbox_id], capture_output=True, text=True, timeout=60)
         pause_pid = json.loads(state.stdout)["pid"]
+        _wait_for_exec(pause_pid, b"sleep\x00")
         plan = make_plan(ctr, pod, rootfs=str(rootfs), args=["sh", "-c", script], sandbox_pid=pause_pid)
         app_bundle = _bundle(tmp_path, "app", build_container_spec(plan))
         proc = subprocess.run(

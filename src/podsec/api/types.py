@@ -98,7 +98,10 @@ _ONLY_NONE = frozenset({_NONE})
 
 
 def _obj(**fields: tuple) -> tuple:
-    return (_ONLY_NONE, *_NO_INTS, _OBJECT, fields, None)
+    # payload: (all fields, keys whose str values need no look, keys whose bool values need none)
+    str_ok = frozenset(k for k, n in fields.items() if str in n[0])
+    bool_ok = frozenset(k for k, n in fields.items() if bool in n[0])
+    return (_ONLY_NONE, *_NO_INTS, _OBJECT, (fields, str_ok, bool_ok), None)
 
 
 def _List(item: tuple) -> tuple:
@@ -336,12 +339,19 @@ def _walk(node: tuple, v: object, link: tuple, errs: list[FieldError]) -> None:
         _scalar(node[5], v, link, errs)
 
 
-def _walk_object(fields: dict, v: dict, link: tuple, errs: list[FieldError]) -> None:
+def _walk_object(payload: tuple, v: dict, link: tuple, errs: list[FieldError]) -> None:
+    fields, str_ok, bool_ok = payload
     for k, sub in v.items():
+        t = type(sub)
+        # Most leaves are strings or booleans: settle them with one set lookup.
+        if t is str:
+            if k in str_ok:
+                continue
+        elif t is bool and k in bool_ok:
+            continue
         node = fields.get(k)
         if node is None:
             continue
-        t = type(sub)
         if t in node[0]:
             continue
         if t is int:
@@ -359,14 +369,16 @@ def _walk_object(fields: dict, v: dict, link: tuple, errs: list[FieldError]) -> 
 
 def _walk_array(item: tuple, v: list, link: tuple, errs: list[FieldError]) -> None:
     if item[3] == _OBJECT:
-        fields = item[4]
+        payload = item[4]
         for i, x in enumerate(v):
             if type(x) is dict:
-                _walk_object(fields, x, (link, i), errs)
+                _walk_object(payload, x, (link, i), errs)
             elif x is not None:
                 _walk(item, x, (link, i), errs)
         return
     ok, lo, hi = item[0], item[1], item[2]
+    if ok.issuperset(map(type, v)):  # C-level fast path: every element of an accepted type
+        return
     for i, x in enumerate(v):
         t = type(x)
         if t in ok or (t is int and lo <= x <= hi):
@@ -376,6 +388,8 @@ def _walk_array(item: tuple, v: list, link: tuple, errs: list[FieldError]) -> No
 
 def _walk_mapping(value: tuple, v: dict, link: tuple, errs: list[FieldError]) -> None:
     ok, lo, hi = value[0], value[1], value[2]
+    if ok.issuperset(map(type, v.values())):
+        return
     for k, x in v.items():
         t = type(x)
         if t in ok or (t is int and lo <= x <= hi):

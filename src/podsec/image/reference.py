@@ -63,9 +63,7 @@ def _split_domain(name: str) -> tuple[str, str]:
     """distribution's splitDockerDomain: the first component is a host only if it looks like one."""
     i = name.find("/")
     first = name[:i] if i >= 0 else ""
-    if i < 0 or (
-        not any(c in first for c in ".:") and first != "localhost" and first.lower() == first
-    ):
+    if i < 0 or (not any(c in first for c in ".:") and first != "localhost" and first.lower() == first):
         domain, remainder = DEFAULT_DOMAIN, name
     else:
         domain, remainder = first, name[i + 1 :]

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -28,19 +29,20 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from podsec.errors import ImageError
 from podsec.image.model import ImageInfo
 from podsec.image.passwd import read_user_db
 from podsec.image.reference import normalize, parse
-from podsec.image.unpack import unpack_layers
+from podsec.image.unpack import decompressed, detect_compression, unpack_layers
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,33 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _dict(value: object) -> dict[str, Any]:
+    """A JSON object from untrusted input, or ``{}`` when it is something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _os_errors(func: Callable[Concatenate[ImageStore, _P], _R]) -> Callable[Concatenate[ImageStore, _P], _R]:
+    """Public store calls report a failing filesystem (EACCES, ENOSPC, …) as one ImageError line."""
+
+    @functools.wraps(func)
+    def wrapper(self: ImageStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(self, *args, **kwargs)
+        except OSError as e:
+            where = f" ({e.filename})" if e.filename else ""
+            raise ImageError(f"image store I/O error: {e.strerror or e}{where}", file=str(self.root)) from e
+
+    return wrapper
+
+
 def _rmtree(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(path)
@@ -141,7 +170,7 @@ def _choose_platform(index: dict[str, Any], where: str) -> dict[str, Any]:
     for m in manifests:
         if not isinstance(m, dict):
             continue
-        p = m.get("platform") or {}
+        p = _dict(m.get("platform"))
         if p.get("os", "linux") == "linux" and p.get("architecture", arch) == arch:
             candidates.append(m)
     if not candidates:
@@ -149,7 +178,7 @@ def _choose_platform(index: dict[str, Any], where: str) -> dict[str, Any]:
     if arch == "arm":
         variant = "v7" if platform.machine().lower() == "armv7l" else "v6"
         for m in candidates:
-            if (m.get("platform") or {}).get("variant") == variant:
+            if _dict(m.get("platform")).get("variant") == variant:
                 return m
     return candidates[0]
 
@@ -186,6 +215,10 @@ class ImageStore:
         try:
             for d in (self.blobs_dir / "sha256", self.rootfs_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
+            for d in (self.rootfs_dir, self.tmp_dir):
+                # Image rootfs hold other people's setuid binaries: keep local users out, as containerd does.
+                if stat.S_IMODE(d.stat().st_mode) != 0o700:
+                    d.chmod(0o700)
             layout = self.oci_dir / "oci-layout"
             if not layout.exists():
                 _write_atomic(layout, b'{"imageLayoutVersion":"1.0.0"}')
@@ -234,7 +267,7 @@ class ImageStore:
         path = self.oci_dir / "index.json"
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as e:
             raise ImageError(f"cannot read image index: {e.strerror}", file=str(path)) from e
@@ -247,7 +280,7 @@ class ImageStore:
         """index.json entries, re-read only when the file changed (it is replaced, never edited)."""
         try:
             st = os.stat(self.oci_dir / "index.json")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no store yet: nothing in it
             return []
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != self._index_key:
@@ -258,7 +291,7 @@ class ImageStore:
     @staticmethod
     def entry_name(entry: dict[str, Any]) -> str | None:
         """The normalised name of an index entry (containerd's annotation first), or None."""
-        ann = entry.get("annotations") or {}
+        ann = _dict(entry.get("annotations"))
         for key in (ANN_CONTAINERD_NAME, ANN_REF_NAME):
             value = ann.get(key)
             if isinstance(value, str) and value:
@@ -270,21 +303,17 @@ class ImageStore:
                     return None
         return None
 
-    def _commit(self, named: builtins.list[tuple[str, dict[str, Any]]]) -> set[str]:
-        """Point each name at its descriptor; returns digests that lost a name (GC candidates)."""
-        names = {n for n, _ in named}
+    def _commit(self, named: builtins.list[tuple[str, dict[str, Any]]]) -> None:
+        """Point each name at its descriptor (a retagged old image stays as content until gc())."""
+        latest = dict(named)  # a name given twice points at the last descriptor
         with self._lock("index.lock", fcntl.LOCK_EX):
             current = self._read_index_file()
-            replaced = {
-                str(e.get("digest")) for e in current if self.entry_name(e) in names
-            } - {d["digest"] for _, d in named}
-            kept = [e for e in current if self.entry_name(e) not in names]
-            for name, desc in named:
+            kept = [e for e in current if self.entry_name(e) not in latest]
+            for name, desc in latest.items():
                 entry = {k: v for k, v in desc.items() if k in ("mediaType", "digest", "size", "platform")}
                 entry["annotations"] = {ANN_CONTAINERD_NAME: name, ANN_REF_NAME: name}
                 kept.append(entry)
             _write_atomic(self.oci_dir / "index.json", self._index_bytes(kept))
-        return replaced
 
     # -- resolving images ----------------------------------------------------------------------
     def _image(self, digest: str, media_type: str | None, where: str, depth: int = 0) -> _Image:
@@ -310,17 +339,17 @@ class ImageStore:
             if not isinstance(layers_raw, list):
                 raise ImageError(f"manifest {digest}: 'layers' is not a list", file=where)
             layers = tuple(
-                (_check_digest(lay.get("digest"), where), int(lay.get("size") or 0))
+                (_check_digest(lay.get("digest"), where), _int(lay.get("size")))
                 for lay in layers_raw
                 if isinstance(lay, dict)
             )
             config = _json(self._blob(config_digest), f"{where}@{config_digest}")
-            diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+            diff_ids = _dict(config.get("rootfs")).get("diff_ids") or []
             if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
                 raise ImageError(
                     f"config {config_digest} lists {len(diff_ids)} diff_ids for {len(layers)} layers", file=where
                 )
-            size = len(raw) + int(doc["config"].get("size") or 0) + sum(s for _, s in layers)
+            size = len(raw) + _int(doc["config"].get("size")) + sum(s for _, s in layers)
             image = _Image(digest, config_digest, layers, tuple(str(d) for d in diff_ids), size)
         self._images[digest] = image
         return image
@@ -330,6 +359,7 @@ class ImageStore:
         image = self._image(digest, entry.get("mediaType"), name)
         return ImageRecord(ref=name, digest=digest, config_digest=image.config_digest, size=image.size)
 
+    @_os_errors
     def list(self) -> builtins.list[ImageRecord]:
         """Every name in the store (a broken entry is logged and left out)."""
         out = []
@@ -343,6 +373,7 @@ class ImageStore:
                 log.warning("skipping broken image %s: %s", name, e)
         return out
 
+    @_os_errors
     def resolve(self, ref: str) -> ImageRecord | None:
         """The record for ``ref``: a short or full name, ``name@digest``, or an image ID (prefix)."""
         entries = [(self.entry_name(e), e) for e in self._entries()]
@@ -392,11 +423,13 @@ class ImageStore:
         return rec, self._image(rec.digest, entry_mt, rec.ref)
 
     # -- reading images ------------------------------------------------------------------------
+    @_os_errors
     def config(self, ref: str) -> dict[str, Any]:
         """The parsed image config (the whole OCI config document)."""
         rec, _ = self._require(ref)
         return _json(self._blob(rec.config_digest), f"{rec.ref}@{rec.config_digest}")
 
+    @_os_errors
     def rootfs(self, ref: str) -> Path:
         """The unpacked rootfs of ``ref``, unpacked on first use (into tmp/, then renamed into place)."""
         rec, image = self._require(ref)
@@ -428,6 +461,7 @@ class ImageStore:
                 raise
         return final
 
+    @_os_errors
     def info(self, ref: str) -> ImageInfo:
         """What resolve needs: config fields plus /etc/passwd and /etc/group (cached per config)."""
         rec, image = self._require(ref)
@@ -494,6 +528,7 @@ class ImageStore:
         return found
 
     # -- removing ------------------------------------------------------------------------------
+    @_os_errors
     def remove(self, ref: str) -> ImageRecord:
         """Drop a name (by ID: every name of that image), then collect what nothing references."""
         rec = self.resolve(ref)
@@ -503,7 +538,7 @@ class ImageStore:
         if not ref.startswith("sha256:"):
             with contextlib.suppress(ImageError):
                 full = parse(ref)
-                if str(full) == rec.ref:
+                if str(full) == rec.ref and any(self.entry_name(e) == rec.ref for e in self._entries()):
                     mode = "name"  # just that name; other tags of the image stay
                 elif full.digest:
                     mode = "repo-digest"  # repo@digest: that repository's names of the image
@@ -525,6 +560,7 @@ class ImageStore:
         self.gc()
         return rec
 
+    @_os_errors
     def gc(self) -> None:
         """Delete blobs and rootfs caches no index entry reaches, and leftovers of crashed imports."""
         if not self.oci_dir.is_dir():
@@ -618,7 +654,7 @@ class ImageStore:
         entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
         named: builtins.list[tuple[str | None, dict[str, Any]]] = []
         for e in entries:
-            ann = e.get("annotations") or {}
+            ann = _dict(e.get("annotations"))
             raw = ann.get(ANN_CONTAINERD_NAME) or ann.get(ANN_REF_NAME)
             name = None
             if isinstance(raw, str) and raw:
@@ -762,8 +798,9 @@ class ImageStore:
             raise ImageError("docker-archive manifest.json is not a list of images", file=str(path))
         return doc
 
-    def _load_docker_archive(self, path: Path, select: Callable[[int, builtins.list[str]], bool] | None = None
-                             ) -> builtins.list[str]:
+    def _load_docker_archive(
+        self, path: Path, select: Callable[[int, builtins.list[str]], bool] | None = None
+    ) -> builtins.list[str]:
         images = self._docker_manifest(path)
         self._init_dirs()
         result: builtins.list[tuple[str, dict[str, Any]]] = []
@@ -771,7 +808,7 @@ class ImageStore:
             staging = self._staging("docker-archive-")
             try:
                 link = staging / "archive.tar"  # skopeo splits its argument at ':'; give it a safe name
-                link.symlink_to(path.resolve())
+                self._plain_archive(path, link)
                 for i, image in enumerate(images):
                     tags = image.get("RepoTags") or []
                     names = []
@@ -794,6 +831,21 @@ class ImageStore:
                 return self._finish_import(result)
             finally:
                 _rmtree(staging)
+
+    @staticmethod
+    def _plain_archive(path: Path, dest: Path) -> None:
+        """Put an uncompressed copy (or a symlink) of ``path`` at ``dest``: skopeo reads only plain tars."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+                if detect_compression(head) == "tar":
+                    dest.symlink_to(path.resolve())
+                    return
+                f.seek(0)
+                with decompressed(f, str(path)) as plain, open(dest, "wb") as out:
+                    shutil.copyfileobj(plain, out, 1 << 20)
+        except (OSError, EOFError, ValueError) as e:
+            raise ImageError(f"cannot decompress archive: {e}", file=str(path)) from e
 
     # -- skopeo --------------------------------------------------------------------------------
     def _skopeo_bin(self) -> str:
@@ -823,8 +875,8 @@ class ImageStore:
             detail = lines[-1] if lines else f"exit status {proc.returncode}"
             detail = re.sub(r'^time="[^"]*" level=\w+ msg="(.*)"$', r"\1", detail)
             raise ImageError(f"skopeo copy failed: {detail}", file=where)
-        entries = _json(self._read_file(layout / "index.json", where), where).get("manifests") or []
-        if not entries or not isinstance(entries[0], dict):
+        entries = _json(self._read_file(layout / "index.json", where), where).get("manifests")
+        if not isinstance(entries, list) or not entries or not isinstance(entries[-1], dict):
             raise ImageError("skopeo wrote no image", file=where)
         desc = entries[-1]
         _check_digest(desc.get("digest"), where)
@@ -854,10 +906,11 @@ class ImageStore:
             return None
         return {MT_DOCKER_MANIFEST: "v2s2", MT_OCI_MANIFEST: "oci"}.get(str(mt))
 
-    def _pull_skopeo(self, src: str, extra: builtins.list[str], name: str | None) -> builtins.list[str]:
-        fmt = self._source_format(src, "--src-tls-verify=false" not in extra)
+    def _pull_skopeo(self, src: str, name: str | None, *, tls_verify: bool = True) -> builtins.list[str]:
+        extra = [] if tls_verify else ["--src-tls-verify=false"]
+        fmt = self._source_format(src, tls_verify)
         if fmt is not None:
-            extra = [*extra, "--format", fmt]
+            extra += ["--format", fmt]
         self._init_dirs()
         with self._lock("gc.lock", fcntl.LOCK_SH):
             staging = self._staging("pull-")
@@ -870,6 +923,7 @@ class ImageStore:
                 _rmtree(staging)
 
     # -- public import API ---------------------------------------------------------------------
+    @_os_errors
     def load(self, path: Path) -> builtins.list[str]:
         """Import a docker-archive, an oci-archive or an OCI layout directory; returns the refs."""
         path = Path(path)
@@ -884,6 +938,7 @@ class ImageStore:
         kind = self._archive_kind(path)
         return self._load_oci_archive(path) if kind == "oci" else self._load_docker_archive(path)
 
+    @_os_errors
     def pull(self, src: str, *, insecure: bool | None = None) -> builtins.list[str]:
         """Copy an image in through a skopeo transport; the stored name is the normalised source name.
 
@@ -901,14 +956,13 @@ class ImageStore:
             host = ref.domain.rsplit(":", 1)[0] if not ref.domain.startswith("[") else ref.domain.split("]")[0] + "]"
             if insecure is None:
                 insecure = host in _LOCAL_HOSTS
-            extra = ["--src-tls-verify=false"] if insecure else []
-            return self._pull_skopeo(f"docker://{rest[2:]}", extra, str(ref))
+            return self._pull_skopeo(f"docker://{rest[2:]}", str(ref), tls_verify=not insecure)
         if transport in ("containers-storage", "docker-daemon"):
             image = re.sub(r"^\[[^\]]*\]", "", rest) if transport == "containers-storage" else rest
             name: str | None = None  # an image ID: stored under its config digest
             if not (_ID_RE.fullmatch(image) or re.fullmatch(r"@?[0-9a-f]{64}", image)):
                 name = normalize(image)
-            return self._pull_skopeo(src, [], name)
+            return self._pull_skopeo(src, name)
         if transport in ("oci", "oci-archive", "docker-archive"):
             path_s, _, ref_s = rest.partition(":")
             path = Path(path_s)
@@ -946,7 +1000,7 @@ class ImageStore:
             full = None
 
         def select(entry: dict[str, Any], name: str | None) -> bool:
-            ann = entry.get("annotations") or {}
+            ann = _dict(entry.get("annotations"))
             return ann.get(ANN_REF_NAME) == ref or (full is not None and name == full)
 
         return select

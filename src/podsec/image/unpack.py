@@ -9,17 +9,20 @@ Whiteouts follow the OCI image spec (``.wh.<name>`` and ``.wh..wh..opq``).
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import errno
 import gzip
 import hashlib
 import io
 import logging
+import lzma
 import os
 import shutil
 import stat
 import subprocess
 import tarfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +79,7 @@ class _HashingReader(io.RawIOBase):
             self.hash.update(chunk)
 
 
-def _detect(head: bytes) -> str:
+def detect_compression(head: bytes) -> str:
     if head.startswith(_GZIP_MAGIC):
         return "gzip"
     if head.startswith(_ZSTD_MAGIC):
@@ -89,30 +92,25 @@ def _detect(head: bytes) -> str:
 
 
 @contextlib.contextmanager
-def _decompressed(raw: BinaryIO, label: str) -> Iterator[IO[bytes]]:
+def decompressed(raw: BinaryIO, label: str) -> Iterator[IO[bytes]]:
     """Yield the uncompressed tar stream of ``raw``, whatever the (detected) compression."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
-    kind = _detect(buffered.peek(8)[:8])
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
+    kind = detect_compression(buffered.peek(8)[:8])
     if kind == "tar":
         yield buffered
     elif kind == "gzip":
         with gzip.GzipFile(fileobj=buffered, mode="rb") as gz:
             yield gz  # type: ignore[misc]
     elif kind in ("bzip2", "xz"):
-        import bz2
-        import lzma
-
         opener = bz2.BZ2File if kind == "bzip2" else lzma.LZMAFile
         with opener(buffered, "rb") as f:
-            yield f  # type: ignore[misc]
+            yield f
     else:
         zstd = shutil.which("zstd")
         if zstd is None:
             raise ImageError("zstd-compressed layer but no zstd program is installed", file=label)
-        proc = subprocess.Popen([zstd, "-dc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        proc = subprocess.Popen([zstd, "-dc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert proc.stdin is not None and proc.stdout is not None
-
-        import threading
 
         def feed() -> None:
             try:
@@ -126,14 +124,16 @@ def _decompressed(raw: BinaryIO, label: str) -> Iterator[IO[bytes]]:
 
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
+        ok = False
         try:
             yield proc.stdout
-            proc.stdout.read()
+            ok = True
         finally:
             proc.stdout.close()
             feeder.join()
-            if proc.wait() != 0:
-                raise ImageError("zstd could not decompress the layer", file=label)
+            status = proc.wait()
+        if ok and status != 0:
+            raise ImageError("zstd could not decompress the layer", file=label)
 
 
 def _mtime_ns(member: tarfile.TarInfo) -> int:
@@ -245,8 +245,12 @@ class _Applier:
         except OSError as e:
             if e.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise
-            self.report.skip(member.name, "a parent is not a directory" if e.errno == errno.ENOTDIR
-                             else "too many levels of symbolic links in the parent path")
+            self.report.skip(
+                member.name,
+                "a parent is not a directory"
+                if e.errno == errno.ENOTDIR
+                else "too many levels of symbolic links in the parent path",
+            )
             return
         try:
             if member.islnk():
@@ -424,7 +428,7 @@ def unpack_layer(
                 raw = src
             algo = diff_id.split(":", 1)[0] if diff_id else "sha256"
             try:
-                with _decompressed(raw, label) as plain:
+                with decompressed(raw, label) as plain:
                     hasher = _HashingReader(plain, algo)
                     _apply(io.BufferedReader(hasher, _CHUNK), root_fd, label, report)
                     hasher.drain()

@@ -16,7 +16,13 @@ from podsec.oci.caps import (
 )
 from podsec.oci.plan import ContainerPlan, SandboxPlan
 from podsec.oci.seccomp import load_localhost_seccomp, resolve_localhost_ref, runtime_default_seccomp
-from podsec.oci.spec import CONTAINER_STEPS, SANDBOX_STEPS, build_container_spec, build_sandbox_spec
+from podsec.oci.spec import (
+    CONTAINER_STEPS,
+    SANDBOX_STEPS,
+    apply_steps,
+    build_container_spec,
+    build_sandbox_spec,
+)
 
 __all__ = [
     "CAPABILITY_NUMBERS",
@@ -26,6 +32,7 @@ __all__ = [
     "ContainerPlan",
     "SandboxPlan",
     "all_caps",
+    "apply_steps",
     "build_container_spec",
     "build_sandbox_spec",
     "cap_mask",

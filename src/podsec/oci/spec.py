@@ -7,12 +7,14 @@ order matters, e.g. seccomp must see the bounding set *after* capabilities and p
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from podsec.oci import steps as s
 from podsec.oci.plan import ContainerPlan, SandboxPlan
 
 ContainerStep = Callable[[dict, ContainerPlan], None]
 SandboxStep = Callable[[dict, SandboxPlan], None]
+P = TypeVar("P", ContainerPlan, SandboxPlan)
 
 CONTAINER_STEPS: tuple[ContainerStep, ...] = (
     # phase A: buildLinuxSpec
@@ -71,7 +73,7 @@ SANDBOX_STEPS: tuple[SandboxStep, ...] = (
 """containerd's RunPodSandbox order for the pause container."""
 
 
-def apply_steps(spec: dict, plan: object, steps: Sequence[Callable[[dict, object], None]]) -> dict:
+def apply_steps(spec: dict, plan: P, steps: Sequence[Callable[[dict, P], None]]) -> dict:
     """Run ``steps`` in order on ``spec``; handy for tests that want a prefix of a list."""
     for step in steps:
         step(spec, plan)
@@ -80,15 +82,9 @@ def apply_steps(spec: dict, plan: object, steps: Sequence[Callable[[dict, object
 
 def build_container_spec(plan: ContainerPlan) -> dict:
     """config.json for one app container (containerd CRI ``CreateContainer``)."""
-    spec: dict = {}
-    for step in CONTAINER_STEPS:
-        step(spec, plan)
-    return spec
+    return apply_steps({}, plan, CONTAINER_STEPS)
 
 
 def build_sandbox_spec(plan: SandboxPlan) -> dict:
     """config.json for the pod's pause container (containerd CRI ``RunPodSandbox``)."""
-    spec: dict = {}
-    for step in SANDBOX_STEPS:
-        step(spec, plan)
-    return spec
+    return apply_steps({}, plan, SANDBOX_STEPS)

@@ -268,8 +268,8 @@ def with_masked_paths(spec: dict, plan: ContainerPlan) -> None:
 
 
 def with_capabilities(spec: dict, plan: ContainerPlan) -> None:
-    """The resolver's final containerd list as B=E=P (junk names such as ``CAP_CAP_X`` kept: runc warns
-    and skips them, crun refuses to start — both are what a real node does)."""
+    """The resolver's final containerd list as B=E=P. Junk names such as ``CAP_CAP_X`` are kept, as on a
+    real node: runc warns and skips them; recent crun refuses to start (crun 1.8.1 here skips them)."""
     _set_caps(spec, list(plan.container.capabilities.bounding))
 
 

@@ -1,0 +1,703 @@
+"""The kubelet's pod loop on one machine: sandbox, init containers in order, app containers together,
+restarts with back-off, graceful stop. One process owns a pod (foreground ``run`` or the ``apply``
+supervisor) and is the only writer of its ``pod.json``.
+
+What a container goes through (``PodRunner._start``):
+
+1. runAsNonRoot verification (``ResolvedContainer.run_as_non_root``): a failure leaves it waiting with
+   ``CreateContainerConfigError`` and the kubelet's message; it is never started.
+2. env from ConfigMaps/Secrets/fields (a missing non-optional source: ``CreateContainerConfigError``);
+   identity/spec errors: ``CreateContainerError``.
+3. overlay rootfs, volume mounts, ``config.json`` from :func:`podsec.oci.build_container_spec`, then
+   ``<runtime> run`` with stdout and stderr on the log file; a runtime failure to start is
+   ``RunContainerError`` with the runtime's message.
+
+Restart policies follow the kubelet: Never, OnFailure (non-zero exits), Always; a restart waits for the
+kubelet back-off (10s doubling up to 300s after the second exit; ``PODSEC_BACKOFF_SECONDS`` sets the
+initial value, the cap stays 30×) and the container shows ``CrashLoopBackOff`` meanwhile.
+Not modelled: probes (a running container is ready), lifecycle hooks, sidecar init containers
+(``restartPolicy: Always`` on an init container), image pulls (images must be in the store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podsec.errors import PodsecError, RuntimeFailure
+from podsec.image.model import ImageInfo
+from podsec.model import ResolvedContainer, ResolvedPod
+from podsec.resolve import format_pod, resolve_pod
+from podsec.runtime import process, sandbox, state
+from podsec.runtime.cleanup import CleanupReport, release_mounts, remove_dir
+from podsec.runtime.logs import Inotify, LogStreamer, wait_readable
+from podsec.runtime.ociruntime import OCIRuntime, signal_pid
+from podsec.runtime.rootfs import mount_overlay
+from podsec.runtime.state import ContainerStatus, PodPaths, PodRecord
+from podsec.runtime.status import go_duration, pod_phase
+from podsec.runtime.volumes import NoVolumes, PodVolumesLike
+from podsec.runtime.volumes import prepare as prepare_volumes
+
+BACKOFF_ENV = "PODSEC_BACKOFF_SECONDS"
+DEFAULT_BACKOFF = 10.0
+BACKOFF_CAP_FACTOR = 30
+DEFAULT_GRACE = 30
+TERMINATION_MESSAGE_LIMIT = 4096
+FALLBACK_LOG_LINES = 80
+FALLBACK_LOG_BYTES = 2048
+
+CONFIG_ERROR = "CreateContainerConfigError"
+CREATE_ERROR = "CreateContainerError"
+RUN_ERROR = "RunContainerError"
+
+
+class _StartError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Backoff:
+    """client-go ``flowcontrol.Backoff`` as the kubelet uses it for container restarts (no jitter)."""
+
+    def __init__(self, initial: float) -> None:
+        self.initial = initial
+        self.maximum = initial * BACKOFF_CAP_FACTOR
+        self.entries: dict[str, tuple[float, float]] = {}
+
+    @classmethod
+    def from_env(cls) -> Backoff:
+        try:
+            initial = float(os.environ.get(BACKOFF_ENV, DEFAULT_BACKOFF))
+        except ValueError:
+            initial = DEFAULT_BACKOFF
+        return cls(max(initial, 0.0))
+
+    def _expired(self, event: float, last: float) -> bool:
+        return event - last > 2 * self.maximum
+
+    def wait_until(self, key: str, finished_at: float, now: float) -> float | None:
+        """The time the restart may happen, or None when it may happen now (``IsInBackOffSince``)."""
+        entry = self.entries.get(key)
+        if entry is None or self._expired(finished_at, entry[1]):
+            return None
+        return finished_at + entry[0] if now - finished_at < entry[0] else None
+
+    def current(self, key: str) -> float:
+        return self.entries.get(key, (self.initial, 0.0))[0]
+
+    def next(self, key: str, finished_at: float, now: float) -> None:
+        entry = self.entries.get(key)
+        if entry is None or self._expired(finished_at, entry[1]):
+            delay = self.initial
+        else:
+            delay = min(entry[0] * 2, self.maximum)
+        self.entries[key] = (delay, now)
+
+
+@dataclass(slots=True)
+class PodContext:
+    """Everything the loop needs, derived from ``pod.json`` (so the supervisor can rebuild it)."""
+
+    paths: PodPaths
+    record: PodRecord
+    runtime: OCIRuntime
+    store: Any  # podsec.image.store.ImageStore (imported lazily)
+    resolved: ResolvedPod
+    images: dict[str, ImageInfo]
+    objects: process.Objects
+    facts: process.PodFacts
+    hostname: str
+
+    def container_spec(self, name: str) -> dict:
+        for key in ("initContainers", "containers"):
+            for c in self.record.spec.get(key) or ():
+                if isinstance(c, dict) and c.get("name") == name:
+                    return c
+        raise KeyError(name)
+
+    def resolved_container(self, name: str) -> ResolvedContainer:
+        for c in self.resolved.containers:
+            if c.name == name and c.kind in ("init", "container"):
+                return c
+        raise KeyError(name)
+
+
+def open_pod(paths: PodPaths, record: PodRecord, store: Any = None) -> PodContext:
+    """Re-resolve a recorded pod against the image store, as the kubelet does on every sync."""
+    if store is None:
+        from podsec.image.store import ImageStore
+
+        store = ImageStore(Path(record.image_root))
+    images: dict[str, ImageInfo] = {}
+    by_ref: dict[str, ImageInfo] = {}
+    for key in ("initContainers", "containers"):
+        for c in record.spec.get(key) or ():
+            ref = c.get("image") if isinstance(c, dict) else None
+            if isinstance(ref, str) and ref:
+                if ref not in by_ref:
+                    by_ref[ref] = store.info(ref)
+                images[str(c.get("name"))] = by_ref[ref]
+    resolved = resolve_pod(record.metadata, record.spec, by_ref.get)
+    facts = process.PodFacts(record.metadata, record.spec, record.node_name, record.pod_ip, record.host_ip)
+    hostname = sandbox.pod_hostname(record.metadata, record.spec, record.node_name)
+    objects = process.Objects.from_documents(record.objects, record.namespace)
+    return PodContext(paths, record, OCIRuntime(record.runtime), store, resolved, images, objects, facts, hostname)
+
+
+def resolved_summary(pod: ResolvedPod) -> dict[str, Any]:
+    """Per container, what ``describe`` shows of the effective security settings."""
+    out: dict[str, Any] = {}
+    for c in pod.containers:
+        ident = c.identity
+        out[c.name] = {
+            "uid": ident.uid,
+            "gid": ident.gid,
+            "groups": list(ident.groups or ()),
+            "capabilities": list(c.capabilities.bounding),
+            "privileged": c.privileged,
+            "allowPrivilegeEscalation": not c.no_new_privileges,
+            "readOnlyRootFilesystem": c.readonly_rootfs,
+            "seccomp": c.seccomp.type,
+            "runAsNonRoot": c.run_as_non_root.required,
+        }
+    return out
+
+
+def grace_period(record: PodRecord, paths: PodPaths) -> float:
+    """``delete --grace-period`` if one was asked for, else the pod's terminationGracePeriodSeconds."""
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        return float(json.loads(paths.delete_request.read_text())["grace"])
+    value = record.spec.get("terminationGracePeriodSeconds")
+    return float(value) if type(value) is int and value >= 0 else float(DEFAULT_GRACE)
+
+
+class PodRunner:
+    """Runs one pod to completion (or until stopped), keeping ``pod.json`` current."""
+
+    def __init__(self, ctx: PodContext, *, sink: LogStreamer | None = None, timeout: float | None = None) -> None:
+        self.ctx = ctx
+        self.rec = ctx.record
+        self.paths = ctx.paths
+        self.sink = sink
+        self.deadline = time.monotonic() + timeout if timeout else None
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_offsets: dict[str, int] = {}
+        self.stuck: set[str] = set()
+        self.sandbox: sandbox.Sandbox | None = None
+        self.volumes: PodVolumesLike = NoVolumes()
+        self.backoff = Backoff.from_env()
+        self.stop_reason: str | None = None
+        self.policy = str(self.rec.spec.get("restartPolicy") or "Always")
+        self.pod_label = format_pod(self.rec.metadata)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._inotify: Inotify | None = None
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def save(self) -> None:
+        self.rec.phase = pod_phase(self.rec)
+        state.save(self.paths, self.rec)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if signum == signal.SIGCHLD:
+            return
+        if self.stop_reason is None:
+            self.stop_reason = "interrupt" if signum == signal.SIGINT else "delete"
+
+    def _install_signals(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+    def _wait(self, timeout: float | None) -> None:
+        fds = [self._wake_r]
+        if self._inotify is not None:
+            fds.append(self._inotify.fd)
+        if self.sink is not None and (self._inotify is None or self._inotify.fd < 0):
+            timeout = 0.02 if timeout is None else min(timeout, 0.02)
+        if self.deadline is not None:
+            left = max(self.deadline - time.monotonic(), 0.0)
+            timeout = left if timeout is None else min(timeout, left)
+        wait_readable(fds, timeout)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._wake_r, 512):
+                pass
+        if self._inotify is not None:
+            self._inotify.drain()
+        if self.sink is not None:
+            self.sink.pump()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run the pod until it is finished, stopped or deleted; always leaves nothing running."""
+        self._install_signals()
+        if self.sink is not None:
+            logs_dir = self.paths.dir / "logs"
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            self._inotify = Inotify([logs_dir])
+        self.rec.owner_pid = os.getpid()
+        self.rec.owner_start = state.process_start_time(os.getpid())
+        self.rec.started = self.rec.started or time.time()
+        try:
+            if self._start_sandbox():
+                self._loop()
+        except PodsecError as e:
+            self.rec.message = e.message
+            raise
+        finally:
+            self._finish()
+
+    def _loop(self) -> None:
+        while True:
+            self._reap()
+            if self.stop_reason is not None:
+                return
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.stop_reason = "timeout"
+                return
+            active, wake = self._progress()
+            if not active and not self.procs:
+                return
+            timeout = None if wake is None else max(wake - time.time(), 0.0)
+            self._wait(timeout)
+
+    def _reap(self) -> None:
+        for name, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is not None:
+                del self.procs[name]
+                self._on_exit(self.rec.container(name), code)
+        if self.sandbox is not None and self.sandbox.proc.poll() is not None and self.stop_reason is None:
+            self.rec.message = "the pod sandbox exited unexpectedly"
+            self.rec.event("Warning", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+            self.stop_reason = "sandbox"
+
+    def _progress(self) -> tuple[bool, float | None]:
+        """Start what is due; returns (something is running or scheduled, earliest wake-up time)."""
+        now = time.time()
+        for c in self.rec.init_containers:
+            if c.terminated_ok:
+                continue
+            if c.state == "running":
+                return True, None
+            if c.name in self.stuck:
+                return False, None
+            if c.state == "terminated" and self.policy == "Never":
+                return False, None
+            wake = self._start_or_wait(c, now)
+            return True, wake
+        active = False
+        wake: float | None = None
+        for c in self.rec.app_containers:
+            if c.state == "running":
+                active = True
+                continue
+            if c.name in self.stuck:
+                continue
+            if c.state == "terminated" and not self._should_restart(c):
+                continue
+            when = self._start_or_wait(c, now)
+            active = True
+            if when is not None:
+                wake = when if wake is None else min(wake, when)
+        return active, wake
+
+    def _should_restart(self, c: ContainerStatus) -> bool:
+        if self.policy == "Always":
+            return True
+        return self.policy == "OnFailure" and c.exit_code != 0
+
+    def _previous_finish(self, c: ContainerStatus) -> float | None:
+        if c.state == "terminated":
+            return c.finished_at
+        if c.last_state is not None:
+            return c.last_state.get("finished_at")
+        return None
+
+    def _start_or_wait(self, c: ContainerStatus, now: float) -> float | None:
+        """The kubelet's ``doBackOff`` then start: returns the time to wake up, or None once started."""
+        finished = self._previous_finish(c)
+        if finished is not None:
+            until = self.backoff.wait_until(c.name, finished, now)
+            if until is not None:
+                if c.reason != "CrashLoopBackOff" or c.state != "waiting":
+                    self._to_waiting(c, "CrashLoopBackOff", (
+                        f"back-off {go_duration(self.backoff.current(c.name))} restarting failed "
+                        f"container={c.name} pod={self.pod_label}"
+                    ))
+                    self.rec.event(
+                        "Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod {self.pod_label}"
+                    )
+                    self.save()
+                return until
+            self.backoff.next(c.name, finished, now)
+            if c.state == "terminated":
+                self._to_waiting(c, "", "")
+            c.restart_count += 1
+        self._start(c)
+        return None
+
+    def _to_waiting(self, c: ContainerStatus, reason: str, message: str) -> None:
+        if c.state == "terminated":
+            c.last_state = {
+                "exit_code": c.exit_code,
+                "signal": c.signal,
+                "reason": c.reason,
+                "message": c.message,
+                "started_at": c.started_at,
+                "finished_at": c.finished_at,
+            }
+        c.state, c.reason, c.message = "waiting", reason, message
+        c.exit_code = c.signal = c.started_at = c.finished_at = None
+        c.ready = False
+
+    # -- one container -------------------------------------------------------------------------
+    def _start(self, c: ContainerStatus) -> None:
+        try:
+            self._create(c)
+        except _StartError as e:
+            self._to_waiting(c, e.reason, e.message)
+            self.rec.event("Warning", "Failed", f"Error: {e.message}")
+            if e.reason != RUN_ERROR or self.policy == "Never":
+                self.stuck.add(c.name)
+            else:  # a failed start counts as a failed run for the back-off
+                c.last_state = {"exit_code": 128, "signal": None, "reason": "StartError", "message": e.message,
+                                "started_at": None, "finished_at": time.time()}
+            self.save()
+            return
+        c.state, c.reason, c.message = "running", "", ""
+        c.started_at = time.time()
+        c.ready = True
+        self.rec.event("Normal", "Created", f"Created container {c.name}")
+        self.rec.event("Normal", "Started", f"Started container {c.name}")
+        self.save()
+
+    def _create(self, c: ContainerStatus) -> None:
+        ctx = self.ctx
+        rc = ctx.resolved_container(c.name)
+        if rc.run_as_non_root.ok is False:
+            raise _StartError(CONFIG_ERROR, rc.run_as_non_root.message or "runAsNonRoot verification failed")
+        if rc.identity.error:
+            raise _StartError(CREATE_ERROR, rc.identity.error)
+        cspec = ctx.container_spec(c.name)
+        all_specs = [x for k in ("initContainers", "containers") for x in self.rec.spec.get(k) or ()]
+        try:
+            kube_env = process.kubelet_env(cspec, ctx.facts, ctx.objects, all_specs)
+        except process.ConfigError as e:
+            raise _StartError(CONFIG_ERROR, str(e)) from None
+        image = ctx.images.get(c.name)
+        cdir = self.paths.container_dir(c.name)
+        try:
+            mounts = list(self.volumes.mounts_for(rc, kube_env))
+        except PodsecError as e:
+            raise _StartError(CONFIG_ERROR, e.message) from None
+        try:
+            lower = ctx.store.rootfs(rc.image)
+            rootfs = mount_overlay(Path(lower), cdir)
+        except PodsecError as e:
+            raise _StartError(CREATE_ERROR, e.message) from None
+        mounts += self._termination_log(cspec, cdir)
+        from podsec.oci import ContainerPlan, build_container_spec
+
+        sbx = self.paths.sandbox
+        plan = ContainerPlan(
+            pod=ctx.resolved,
+            container=rc,
+            rootfs=str(rootfs),
+            args=process.process_args(cspec, image, kube_env),
+            env=process.process_env(ctx.hostname, image, kube_env),
+            cwd=process.working_dir(cspec, image),
+            volume_mounts=mounts,
+            etc_hosts=str(sbx / "hosts"),
+            etc_hostname=str(sbx / "hostname"),
+            etc_resolv=str(sbx / "resolv.conf"),
+            shm=None if ctx.resolved.host_ipc else str(self.paths.shm),
+            sandbox_pid=self.sandbox.pid if self.sandbox else None,
+        )
+        try:
+            spec = build_container_spec(plan)
+        except PodsecError as e:
+            raise _StartError(CREATE_ERROR, e.message) from None
+        bundle = cdir / "bundle"
+        bundle.mkdir(parents=True, exist_ok=True)
+        (bundle / "config.json").write_text(json.dumps(spec))
+        for name in ("pid", "runtime.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (bundle / name).unlink()
+        log = self.paths.log(c.name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            self.log_offsets[c.name] = os.fstat(fd).st_size
+            self.procs[c.name] = ctx.runtime.run(c.runtime_id, bundle, bundle / "pid", fd, bundle / "runtime.log")
+        except OSError as e:
+            raise _StartError(RUN_ERROR, f"cannot run {ctx.runtime.name}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+        c.pid = None
+
+    def _termination_log(self, cspec: dict, cdir: Path) -> list[dict]:
+        """The kubelet's ``/dev/termination-log``: an empty 0666 file per run, bound read-write."""
+        dest = cspec.get("terminationMessagePath", "/dev/termination-log")
+        if not dest:
+            return []
+        path = cdir / "termination-log"
+        cdir.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        os.chmod(path, 0o666)
+        return [{"destination": dest, "type": "bind", "source": str(path), "options": ["rbind", "rprivate", "rw"]}]
+
+    def _pid(self, c: ContainerStatus) -> int | None:
+        if c.pid is None:
+            with contextlib.suppress(OSError, ValueError):
+                c.pid = int((self.paths.container_dir(c.name) / "bundle" / "pid").read_text())
+        return c.pid
+
+    def _on_exit(self, c: ContainerStatus, code: int) -> None:
+        bundle = self.paths.container_dir(c.name) / "bundle"
+        error = self.ctx.runtime.start_error(bundle / "runtime.log")
+        if error and not (bundle / "pid").exists():
+            # The runtime printed its error into the container's log: roll that back.
+            with contextlib.suppress(OSError):
+                os.truncate(self.paths.log(c.name), self.log_offsets.get(c.name, 0))
+            self._to_waiting(c, RUN_ERROR, error)
+            self.rec.event("Warning", "Failed", f"Error: {error}")
+            if self.policy == "Never":
+                self.stuck.add(c.name)
+            else:
+                c.last_state = {"exit_code": 128, "signal": None, "reason": "StartError", "message": error,
+                                "started_at": None, "finished_at": time.time()}
+            self.save()
+            return
+        c.state = "terminated"
+        c.exit_code = code
+        c.reason = "Completed" if code == 0 else "Error"
+        c.finished_at = time.time()
+        c.ready = False
+        c.pid = None
+        c.message = self._termination_message(c, code)
+        self.save()
+
+    def _termination_message(self, c: ContainerStatus, code: int) -> str:
+        """The termination-log file, or the log's tail for ``FallbackToLogsOnError`` after a failure."""
+        with contextlib.suppress(OSError):
+            data = (self.paths.container_dir(c.name) / "termination-log").read_bytes()[:TERMINATION_MESSAGE_LIMIT]
+            if data:
+                return data.decode(errors="replace")
+        cspec = self.ctx.container_spec(c.name)
+        if code != 0 and cspec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            with contextlib.suppress(OSError):
+                tail = self.paths.log(c.name).read_bytes()[-FALLBACK_LOG_BYTES:]
+                return b"\n".join(tail.splitlines()[-FALLBACK_LOG_LINES:]).decode(errors="replace")
+        return ""
+
+    # -- sandbox -------------------------------------------------------------------------------
+    def _sandbox_failed(self, message: str) -> None:
+        self.rec.sandbox_error = message
+        self.rec.event(
+            "Warning", "FailedCreatePodSandBox",
+            f"Failed to create pod sandbox: rpc error: code = Unknown desc = {message}",
+        )
+        self.save()
+
+    def _start_sandbox(self) -> bool:
+        ctx = self.ctx
+        pod = ctx.resolved
+        if pod.sandbox_error:
+            self._sandbox_failed(pod.sandbox_error)
+            return False
+        self.save()
+        try:
+            sandbox.write_pod_files(self.paths, ctx.hostname, self.rec.pod_ip, self.rec.spec)
+            if not pod.host_ipc:
+                sandbox.mount_shm(self.paths)
+            rootfs = sandbox.pause_rootfs(self.paths.state_root)
+            spec = sandbox.build_spec(pod, self.rec.spec, rootfs, ctx.hostname, self.paths)
+            proc = sandbox.launch(ctx.runtime, self.paths, self.rec.sandbox_id, spec)
+        except PodsecError as e:
+            self._sandbox_failed(e.message)
+            return False
+        try:
+            # Prepared while the runtime creates the sandbox: volumes and the image rootfs caches.
+            self.volumes = prepare_volumes(pod, self.rec.spec, self.rec.metadata, self.paths.dir,
+                                           self.rec.objects, self.rec.volume_dirs)
+            for c in self.rec.containers:
+                with contextlib.suppress(PodsecError):
+                    ctx.store.rootfs(c.image)
+        except PodsecError as e:
+            with contextlib.suppress(PodsecError):
+                self.sandbox = sandbox.wait_started(ctx.runtime, self.paths, self.rec.sandbox_id, proc)
+            self.rec.message = e.message
+            self.rec.event("Warning", "FailedMount", f"Unable to attach or mount volumes: {e.message}")
+            self.save()
+            return False
+        try:
+            self.sandbox = sandbox.wait_started(ctx.runtime, self.paths, self.rec.sandbox_id, proc)
+            if not pod.host_network:
+                sandbox.loopback_up(self.sandbox.pid)
+        except PodsecError as e:
+            self._sandbox_failed(e.message)
+            return False
+        self.rec.sandbox_pid = self.sandbox.pid
+        return True
+
+    # -- stopping ------------------------------------------------------------------------------
+    def _stop_containers(self, grace: float) -> None:
+        """SIGTERM, then SIGKILL after the grace period (the kubelet's killContainer)."""
+        self._reap()
+        if not self.procs:
+            return
+        for name in self.procs:
+            c = self.rec.container(name)
+            self.rec.event("Normal", "Killing", f"Stopping container {name}")
+            if not signal_pid(self._pid(c), signal.SIGTERM):
+                self.ctx.runtime.kill(c.runtime_id, signal.SIGTERM)
+        self.save()
+        end = time.monotonic() + grace
+        while self.procs and time.monotonic() < end:
+            self._wait(max(end - time.monotonic(), 0.0))
+            self._reap_quiet()
+        for name in list(self.procs):
+            c = self.rec.container(name)
+            if not signal_pid(self._pid(c), signal.SIGKILL):
+                self.ctx.runtime.kill(c.runtime_id, signal.SIGKILL)
+        for name, proc in list(self.procs.items()):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._reap_quiet()
+
+    def _reap_quiet(self) -> None:
+        for name, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is not None:
+                del self.procs[name]
+                self._on_exit(self.rec.container(name), code)
+
+    def _stop_sandbox(self) -> None:
+        sbx = self.sandbox
+        if sbx is None:
+            return
+        if sbx.proc.poll() is None:
+            signal_pid(sbx.pid, signal.SIGKILL)
+            try:
+                sbx.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sbx.proc.kill()
+                sbx.proc.wait()
+                self.ctx.runtime.delete(sbx.cid)
+        self.sandbox = None
+
+    def _finish(self) -> None:
+        """Stop whatever runs, release mounts; with a deletion, remove the pod directory too."""
+        deleting = self.stop_reason in ("delete", "interrupt") or self.paths.delete_request.exists()
+        if deleting:
+            self.rec.deleting = True
+            self.rec.deletion_time = time.time()
+            with contextlib.suppress(OSError):
+                self.save()
+        try:
+            self._stop_containers(grace_period(self.rec, self.paths) if self.procs else 0)
+            self._stop_sandbox()
+        finally:
+            signal.set_wakeup_fd(-1)
+            if self.sink is not None:
+                self.sink.finish()
+            if self._inotify is not None:
+                self._inotify.close()
+            report = CleanupReport()
+            with contextlib.suppress(Exception):
+                self.volumes.teardown()
+            release_mounts(self.paths.dir, report)
+            for c in self.rec.containers:
+                for sub in ("upper", "work", "rootfs"):
+                    path = self.paths.container_dir(c.name) / sub
+                    if path.exists() and not os.path.ismount(path):
+                        import shutil
+
+                        shutil.rmtree(path, ignore_errors=True)
+            self.rec.released = True
+            if report.problems:
+                self.rec.message = "; ".join(report.problems)
+            with contextlib.suppress(OSError):
+                self.save()
+            if deleting:
+                remove_dir(self.paths.dir, report)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+
+def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: str, runtime: str,
+               volume_dirs: dict[str, str], mode: str, node_name: str, host_ip: str) -> PodRecord:
+    """A fresh record for a validated pod: uid filled in, every container waiting."""
+    meta = dict(metadata)
+    meta.setdefault("namespace", "default")
+    meta["uid"] = str(meta.get("uid") or state.new_uid())
+    host_network = spec.get("hostNetwork") is True
+    record = PodRecord(
+        name=str(meta.get("name")),
+        namespace=str(meta["namespace"]),
+        uid=meta["uid"],
+        manifest={"metadata": meta, "spec": spec},
+        objects=objects,
+        image_root=image_root,
+        runtime=runtime,
+        volume_dirs=volume_dirs,
+        mode=mode,
+        node_name=node_name,
+        host_ip=host_ip,
+        pod_ip=host_ip if host_network else sandbox.POD_IP,
+    )
+    record.sandbox_id = state.runtime_id(record.uid)
+    has_init = bool(spec.get("initContainers"))
+    default_reason = "PodInitializing" if has_init else "ContainerCreating"
+    for key, kind in (("initContainers", "init"), ("containers", "container")):
+        for c in spec.get(key) or ():
+            name = str(c.get("name"))
+            record.containers.append(
+                ContainerStatus(
+                    name=name,
+                    kind=kind,
+                    image=str(c.get("image") or ""),
+                    runtime_id=state.runtime_id(record.uid, name),
+                    reason=default_reason,
+                )
+            )
+    return record
+
+
+def create_pod_dir(paths: PodPaths, record: PodRecord) -> None:
+    """Claim the pod's name: the directory is created exclusively, then the record written into it."""
+    paths.dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.dir.mkdir(mode=0o711)
+    except FileExistsError:
+        raise PodExists(record.namespace, record.name) from None
+    (paths.dir / "logs").mkdir()
+    state.save(paths, record)
+
+
+class PodExists(PodsecError):
+    """``kubectl``'s AlreadyExists: a pod with this name is already in the state directory."""
+
+    exit_code = 1
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(
+            f'pods "{name}" already exists in namespace "{namespace}" '
+            f"(delete it first: podsec delete {name}{'' if namespace == 'default' else ' -n ' + namespace})"
+        )
+
+
+__all__ = ["Backoff", "PodContext", "PodExists", "PodRunner", "RuntimeFailure", "create_pod_dir", "new_record",
+           "open_pod"]
