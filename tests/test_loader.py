@@ -81,10 +81,10 @@ def test_directories_are_walked_recursively_in_order(tmp_path):
 
 def test_yaml_11_scalars_as_kubernetes_reads_them():
     text = POD + "  volumes:\n  - name: v\n    secret:\n      secretName: s\n      defaultMode: 0644\n"
-    (src, obj), = parse_documents("f", text)
+    (_src, obj), = parse_documents("f", text)
     assert obj["spec"]["volumes"][0]["secret"]["defaultMode"] == 0o644
     text = POD.replace("  containers:", "  hostNetwork: on\n  containers:")
-    (src, obj), = parse_documents("f", text)
+    (_src, obj), = parse_documents("f", text)
     assert obj["spec"]["hostNetwork"] is True
 
 

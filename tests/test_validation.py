@@ -1220,6 +1220,19 @@ def test_containers_required() -> None:
     assert messages({}) == ["spec.containers: Required value"]
 
 
+def test_short_containers_are_still_fully_validated() -> None:
+    assert messages(spec_with(containers=[{"securityContext": {"runAsUser": -1}}])) == [
+        "spec.containers[0].name: Required value",
+        "spec.containers[0].image: Required value",
+        "spec.containers[0].securityContext.runAsUser: Invalid value: -1: " + RANGE,
+    ]
+    assert messages(spec_with(containers=[{"name": "c", "securityContext": {"procMount": "x"}}])) == [
+        "spec.containers[0].image: Required value",
+        'spec.containers[0].securityContext.procMount: Unsupported value: "x": '
+        'supported values: "Default", "Unmasked"',
+    ]
+
+
 def test_container_name_and_image_required() -> None:
     assert messages(spec_with(containers=[{}])) == [
         "spec.containers[0].name: Required value",
@@ -1414,3 +1427,90 @@ def test_wrong_types_never_raise(spec: object) -> None:
     assert all(isinstance(e, FieldError) for e in errs)
     for e in errs:
         e.render()
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream's quirky paths keep the real manifest location in ``where`` / ``location``
+
+
+@pytest.mark.parametrize(
+    ("spec", "meta", "opts", "shown", "location"),
+    [
+        (spec_with(hostUsers=False, hostPID=True), None, {}, "spec.HostPID", ("spec", "hostPID")),
+        (spec_with(hostUsers=False, hostIPC=True), None, {}, "spec.HostIPC", ("spec", "hostIPC")),
+        (
+            spec_with(shareProcessNamespace=True, hostPID=True),
+            None,
+            {},
+            "spec.securityContext.shareProcessNamespace",
+            ("spec", "shareProcessNamespace"),
+        ),
+        (
+            spec_with(
+                volumes=[{"name": "v", "emptyDir": {}}],
+                containers=[
+                    {
+                        "name": "c",
+                        "image": "x",
+                        "volumeMounts": [
+                            {"name": "v", "mountPath": "/a"},
+                            {"name": "v", "mountPath": "/b", "subPath": "/abs"},
+                        ],
+                    }
+                ],
+            ),
+            None,
+            {},
+            "spec.containers[0].volumeMounts.subPath",
+            ("spec", "containers", 0, "volumeMounts", 1, "subPath"),
+        ),
+        (
+            spec_with(
+                volumes=[
+                    {"name": "v", "downwardAPI": {"items": [{"path": "a", "fieldRef": {}}, {"path": "b"}]}}
+                ]
+            ),
+            None,
+            {},
+            "spec.volumes[0].downwardAPI",
+            ("spec", "volumes", 0, "downwardAPI", "items", 1),
+        ),
+        (
+            spec_with(volumes=[{"name": "v", "downwardAPI": {}, "secret": {"secretName": "s"}}]),
+            None,
+            {},
+            "spec.volumes[0].downwarAPI",
+            ("spec", "volumes", 0, "downwardAPI"),
+        ),
+        (
+            spec_with(
+                initContainers=[
+                    {"name": "a", "image": "x"},
+                    {"name": "b", "image": "x", "ports": [{"containerPort": 1, "hostPort": 5}] * 2},
+                ]
+            ),
+            None,
+            {},
+            "spec.initContainers[0].ports[1].hostPort",
+            ("spec", "initContainers", 1, "ports", 1, "hostPort"),
+        ),
+        (
+            spec_with(),
+            {"annotations": {SECCOMP_POD: "bad"}},
+            {"resource_is_pod": False},
+            "annotations.seccomp.security.alpha.kubernetes.io/pod",
+            ("metadata", "annotations", SECCOMP_POD),
+        ),
+    ],
+)
+def test_quirky_paths_keep_the_manifest_location(
+    spec: dict, meta: dict | None, opts: dict, shown: str, location: tuple
+) -> None:
+    (err,) = validate_pod(meta, spec, ValidationOptions(**opts))
+    assert (err.field, err.location) == (shown, location)
+
+
+def test_location_is_the_path_when_upstream_spells_it_plainly() -> None:
+    (err,) = validate_pod(None, spec_with(pod={"runAsUser": -1}))
+    assert err.where == ()
+    assert err.location == err.path == ("spec", "securityContext", "runAsUser")

@@ -44,6 +44,16 @@ class Analysis:
     namespace_errors: list[str] = field(default_factory=list)
 
 
+def raise_type_errors(wl: Workload) -> None:
+    """The API server cannot decode a wrong type at all: that is bad input (exit 2), not a finding."""
+    from podsec.api.types import check_types
+
+    errors = check_types(wl.metadata, wl.spec)
+    if errors:
+        e = errors[0]
+        raise wl.obj.error(e.body(), wl.template + e.location, field=wl.field(e.path))
+
+
 def namespace_policies(objects: list[K8sObject]) -> tuple[dict[str, Policy], list[str]]:
     """Enforce policies from ``Namespace`` objects in the input, as admission reads their labels."""
     from podsec.policy.pss import namespace_policy
@@ -74,27 +84,24 @@ def analyze(
     feature_gates: frozenset[str] = frozenset(),
 ) -> Analysis:
     """Check every workload in ``loaded``; raises InputError (exit 2) on undecodable input."""
-    from podsec.api.types import check_types
     from podsec.api.validation import ValidationOptions, validate_pod
     from podsec.policy.checks import run_checks
     from podsec.policy.pss import evaluate
 
     ns_policies, ns_errors = namespace_policies(loaded.objects)
     vopts = ValidationOptions(allow_privileged=allow_privileged)
+    tmpl_opts = ValidationOptions(allow_privileged=allow_privileged, resource_is_pod=False)
     reports: list[WorkloadReport] = []
     for obj in loaded.objects:
         wl = workload_of(obj)
         if wl is None:
             continue
-        type_errors = check_types(wl.metadata, wl.spec)
-        if type_errors:
-            e = type_errors[0]
-            raise obj.error(e.render(wl.template)[len(wl.field(e.path)) + 2 :], wl.template + e.path,
-                            field=wl.field(e.path))
+        raise_type_errors(wl)
         findings: list[Finding] = []
-        for err in validate_pod(wl.metadata, wl.spec, vopts):
+        opts = vopts if wl.kind == "Pod" else tmpl_opts
+        for err in validate_pod(wl.metadata, wl.spec, opts):
             findings.append(
-                Finding("API", "critical", err.render(wl.template), err.path,
+                Finding("API", "critical", err.render(wl.template), err.location,
                         why="The API server rejects the object with this error.",
                         fix="correct the field as the message says")
             )

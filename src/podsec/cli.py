@@ -139,6 +139,7 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
 @click.pass_context
 def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
+    from podsec.check import raise_type_errors
     from podsec.manifest.kinds import workload_of
     from podsec.report.explain_report import pod_dict, render_text
     from podsec.resolve import resolve_pod
@@ -150,13 +151,7 @@ def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: 
         wl = workload_of(obj)
         if wl is None:
             continue
-        from podsec.api.types import check_types
-
-        errs = check_types(wl.metadata, wl.spec)
-        if errs:
-            e = errs[0]
-            raise obj.error(e.render(wl.template)[len(wl.field(e.path)) + 2 :], wl.template + e.path,
-                            field=wl.field(e.path))
+        raise_type_errors(wl)
         pods.append((resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind), obj.source.display, obj.line_of()))
     if output == "json":
         import json

@@ -179,6 +179,15 @@ class FieldError:
     """The bad value (shown for Invalid, InvalidType, NotSupported, Duplicate, NotFound)."""
     supported: tuple[str, ...] = ()
     """For NotSupported: the accepted values, in the order the API server lists them."""
+    where: tuple = ()
+    """The field's real place in the manifest when upstream spells ``path`` differently
+    (``spec.HostPID``, unindexed ``volumeMounts.subPath``, a template's ``annotations``…);
+    empty when it is ``path`` itself.  Use :attr:`location` to find source lines."""
+
+    @property
+    def location(self) -> tuple:
+        """Where to point in the manifest: :attr:`where` if set, else :attr:`path`."""
+        return self.where or self.path
 
     @property
     def field(self) -> str:

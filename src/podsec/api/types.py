@@ -358,11 +358,17 @@ def _walk_object(payload: tuple, v: dict, link: tuple, errs: list[FieldError]) -
             if node[1] <= sub <= node[2]:
                 continue
         elif t is dict:
-            if node[3] == _OBJECT:
+            tag = node[3]
+            if tag == _OBJECT:
                 _walk_object(node[4], sub, (link, k), errs)
                 continue
+            if tag == _MAPPING and node[4][0].issuperset(map(type, sub.values())):
+                continue  # labels, limits…: every value of an accepted type
         elif t is list and node[3] == _ARRAY:
-            _walk_array(node[4], sub, (link, k), errs)
+            item = node[4]
+            # command, args, capabilities…: a C-level pass settles all-good scalar lists.
+            if item[3] == _OBJECT or not item[0].issuperset(map(type, sub)):
+                _walk_array(item, sub, (link, k), errs)
             continue
         _walk(node, sub, (link, k), errs)
 
@@ -370,9 +376,16 @@ def _walk_object(payload: tuple, v: dict, link: tuple, errs: list[FieldError]) -
 def _walk_array(item: tuple, v: list, link: tuple, errs: list[FieldError]) -> None:
     if item[3] == _OBJECT:
         payload = item[4]
+        _, str_ok, bool_ok = payload
         for i, x in enumerate(v):
             if type(x) is dict:
-                _walk_object(payload, x, (link, i), errs)
+                # Inline pass for flat string/bool items (env vars, mounts, sysctls): no call, no path.
+                for k, sub in x.items():
+                    t = type(sub)
+                    if (t is str and k in str_ok) or (t is bool and k in bool_ok):
+                        continue
+                    _walk_object(payload, x, (link, i), errs)
+                    break
             elif x is not None:
                 _walk(item, x, (link, i), errs)
         return

@@ -19,13 +19,18 @@ Inputs are plain dicts as decoded from YAML/JSON.  Values of the wrong type are 
 Fields the API server defaults before validating (``terminationGracePeriodSeconds``,
 ``imagePullPolicy``, ``terminationMessagePolicy``, ``restartPolicy``, ``dnsPolicy``, port
 ``protocol``) are treated as defaulted when absent or empty.
+
+Deliberately not covered (no security bearing, or needs cluster state): ObjectMeta (name,
+labels, annotation key syntax), env/envFrom names and selectors, probes and lifecycle handlers,
+resources, affinity/tolerations/DNS, the inner fields of network/cloud volume sources, downward
+API ``fieldRef`` paths and clusterTrustBundle names.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from podsec.api.fielderror import FieldError, Key, go_quote
 
@@ -64,6 +69,7 @@ _ONE_VOLUME_TYPE = "may not specify more than 1 volume type"
 _EPHEMERAL_FORBIDDEN = "cannot be set for an Ephemeral Container"
 _INIT_FORBIDDEN = "may not be set for init containers without restartPolicy=Always"
 _BIDIRECTIONAL = "Bidirectional mount propagation is available only to privileged containers"
+_NAME_IMAGE_KEYS = frozenset({"name", "image"})
 _PLAIN_MOUNT_KEYS = frozenset({"name", "mountPath", "readOnly"})
 _RRO_PROPAGATION = "may only be specified when mountPropagation is None or not specified"
 _HOST_USERS_FALSE = "when `pod.Spec.HostUsers` is false"
@@ -289,27 +295,27 @@ def _check_ids(obj: dict, keys: tuple[str, ...], base: tuple, errs: list[FieldEr
             _check_id(v, (*base, key), errs)
 
 
-def _check_mode(v: object, path: tuple, errs: list[FieldError]) -> None:
+def _check_mode(v: object, path: tuple, errs: list[FieldError], where: tuple = ()) -> None:
     n = _i(v)
     if n is not None and (n > 0o777 or n < 0):
-        errs.append(FieldError("Invalid", path, _FILE_MODE_MSG, n))
+        errs.append(FieldError("Invalid", path, _FILE_MODE_MSG, n, where=where))
 
 
-def _no_backsteps(p: str, path: tuple, errs: list[FieldError]) -> None:
+def _no_backsteps(p: str, path: tuple, errs: list[FieldError], where: tuple = ()) -> None:
     if ".." in p and ".." in p.split("/"):
-        errs.append(FieldError("Invalid", path, "must not contain '..'", p))
+        errs.append(FieldError("Invalid", path, "must not contain '..'", p, where=where))
 
 
-def _local_descending_path(p: str, path: tuple, errs: list[FieldError]) -> None:
+def _local_descending_path(p: str, path: tuple, errs: list[FieldError], where: tuple = ()) -> None:
     if p.startswith("/"):
-        errs.append(FieldError("Invalid", path, "must be a relative path", p))
-    _no_backsteps(p, path, errs)
+        errs.append(FieldError("Invalid", path, "must be a relative path", p, where=where))
+    _no_backsteps(p, path, errs, where)
 
 
-def _local_non_reserved_path(p: str, path: tuple, errs: list[FieldError]) -> None:
-    _local_descending_path(p, path, errs)
+def _local_non_reserved_path(p: str, path: tuple, errs: list[FieldError], where: tuple = ()) -> None:
+    _local_descending_path(p, path, errs, where)
     if p.startswith("..") and not p.startswith("../"):
-        errs.append(FieldError("Invalid", path, "must not start with '..'", p))
+        errs.append(FieldError("Invalid", path, "must not start with '..'", p, where=where))
 
 
 def _port_num(v: object, path: tuple, errs: list[FieldError]) -> None:
@@ -510,12 +516,13 @@ def _items(src: dict, path: tuple, errs: list[FieldError]) -> None:
             _key_to_path(kp if isinstance(kp, dict) else _EMPTY, (*path, "items", j), errs)
 
 
-def _downward_api_file(f: dict, path: tuple, errs: list[FieldError]) -> None:
-    """validateDownwardAPIVolumeFile — upstream reports these at the source path, unindexed."""
+def _downward_api_file(f: dict, path: tuple, item: tuple, errs: list[FieldError]) -> None:
+    """validateDownwardAPIVolumeFile — upstream reports these at the source path, unindexed
+    (``item`` is the file entry's real place, kept as the errors' ``where``)."""
     p = _s(f.get("path")) or ""
     if not p:
-        errs.append(FieldError("Required", (*path, "path")))
-    _local_non_reserved_path(p, (*path, "path"), errs)
+        errs.append(FieldError("Required", (*path, "path"), where=(*item, "path")))
+    _local_non_reserved_path(p, (*path, "path"), errs, (*item, "path"))
     has_field = f.get("fieldRef") is not None
     has_resource = f.get("resourceFieldRef") is not None
     if has_field:
@@ -526,12 +533,15 @@ def _downward_api_file(f: dict, path: tuple, errs: list[FieldError]) -> None:
                     path,
                     "fieldRef and resourceFieldRef can not be specified simultaneously",
                     "resource",
+                    where=item,
                 )
             )
     elif not has_resource:
-        errs.append(FieldError("Required", path, "one of fieldRef and resourceFieldRef is required"))
+        errs.append(
+            FieldError("Required", path, "one of fieldRef and resourceFieldRef is required", where=item)
+        )
     if "mode" in f:
-        _check_mode(f["mode"], (*path, "mode"), errs)
+        _check_mode(f["mode"], (*path, "mode"), errs, (*item, "mode"))
 
 
 def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None:
@@ -571,9 +581,11 @@ def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None
         if dapi is not None:
             num += 1
             items = _l(dapi.get("items")) if isinstance(dapi, dict) else None
-            for f in items or ():
+            for j, f in enumerate(items or ()):
                 f = f if isinstance(f, dict) else _EMPTY
-                _downward_api_file(f, (*src_path, "downwardAPI"), errs)
+                _downward_api_file(
+                    f, (*src_path, "downwardAPI"), (*src_path, "downwardAPI", "items", j), errs
+                )
                 p = _s(f.get("path")) or ""
                 if p:
                     track(p, p)
@@ -596,10 +608,11 @@ def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None
                     )
                 )
             p = _s(sat.get("path")) or ""
+            real = (*src_path, "serviceAccountToken", "path")
             if not p:
-                errs.append(FieldError("Required", (*path, "path")))
+                errs.append(FieldError("Required", (*path, "path"), where=real))
             else:
-                _local_non_reserved_path(p, (*path, "path"), errs)
+                _local_non_reserved_path(p, (*path, "path"), errs, real)
         ctb = source.get("clusterTrustBundle")
         if ctb is not None:
             num += 1
@@ -640,7 +653,7 @@ def _volume_source(vol: dict, idx: tuple, opts: ValidationOptions, errs: list[Fi
         src = vol[key]
         seg = _SOURCE_SEGMENT[key]
         if num > 0:
-            errs.append(FieldError("Forbidden", (*idx, seg), _ONE_VOLUME_TYPE))
+            errs.append(FieldError("Forbidden", (*idx, seg), _ONE_VOLUME_TYPE, where=(*idx, key)))
             continue
         num += 1
         if not isinstance(src, dict):
@@ -672,8 +685,8 @@ def _volume_source(vol: dict, idx: tuple, opts: ValidationOptions, errs: list[Fi
         elif key == "downwardAPI":
             if "defaultMode" in src:
                 _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
-            for f in _l(src.get("items")) or ():
-                _downward_api_file(f if isinstance(f, dict) else _EMPTY, path, errs)
+            for j, f in enumerate(_l(src.get("items")) or ()):
+                _downward_api_file(f if isinstance(f, dict) else _EMPTY, path, (*path, "items", j), errs)
         elif key == "projected":
             if "defaultMode" in src:
                 _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
@@ -767,7 +780,7 @@ def _volume_mounts(mounts: list, c: dict, vols: dict[str, dict], path: tuple, er
                     )
                 )
         if sub:
-            _local_descending_path(sub, (*base, "subPath"), errs)
+            _local_descending_path(sub, (*base, "subPath"), errs, (*base, i, "subPath"))
         if sub_expr:
             if sub:
                 errs.append(
@@ -778,26 +791,38 @@ def _volume_mounts(mounts: list, c: dict, vols: dict[str, dict], path: tuple, er
                         sub_expr,
                     )
                 )
-            _local_descending_path(sub_expr, (*base, "subPathExpr"), errs)
+            _local_descending_path(sub_expr, (*base, "subPathExpr"), errs, (*base, i, "subPathExpr"))
         prop = _s(m.get("mountPropagation"))
         if prop is not None:
             prop_path = (*base, "mountPropagation")
+            real = (*base, i, "mountPropagation")
             if prop not in _MOUNT_PROPAGATIONS:
-                errs.append(FieldError("NotSupported", prop_path, value=prop, supported=_MOUNT_PROPAGATIONS))
+                errs.append(
+                    FieldError(
+                        "NotSupported", prop_path, value=prop, supported=_MOUNT_PROPAGATIONS, where=real
+                    )
+                )
             if prop == "Bidirectional" and _sc(c).get("privileged") is not True:
-                errs.append(FieldError("Forbidden", prop_path, _BIDIRECTIONAL))
+                errs.append(FieldError("Forbidden", prop_path, _BIDIRECTIONAL, where=real))
         rro = _s(m.get("recursiveReadOnly"))
         if rro is not None and rro != "Disabled":
             rro_path = (*base, "recursiveReadOnly")
+            real = (*base, i, "recursiveReadOnly")
             if rro in _RECURSIVE_READ_ONLY:
                 if m.get("readOnly") is not True:
                     errs.append(
-                        FieldError("Forbidden", rro_path, "may only be specified when readOnly is true")
+                        FieldError(
+                            "Forbidden", rro_path, "may only be specified when readOnly is true", where=real
+                        )
                     )
                 if prop is not None and prop != "None":
-                    errs.append(FieldError("Forbidden", rro_path, _RRO_PROPAGATION))
+                    errs.append(FieldError("Forbidden", rro_path, _RRO_PROPAGATION, where=real))
             else:
-                errs.append(FieldError("NotSupported", rro_path, value=rro, supported=_RECURSIVE_READ_ONLY))
+                errs.append(
+                    FieldError(
+                        "NotSupported", rro_path, value=rro, supported=_RECURSIVE_READ_ONLY, where=real
+                    )
+                )
 
 
 def _container_ports(ports: list, path: tuple, host_ports: list | None, errs: list[FieldError]) -> None:
@@ -827,26 +852,42 @@ def _container_ports(ports: list, path: tuple, host_ports: list | None, errs: li
             )
 
 
-def _host_port_conflicts(host_ports: list, errs: list[FieldError]) -> None:
-    """AccumulateUniqueHostPorts: the same protocol/hostIP/hostPort twice is a Duplicate."""
+def _host_port_conflicts(host_ports: list, errs: list[FieldError], shown: tuple | None = None) -> None:
+    """AccumulateUniqueHostPorts: the same protocol/hostIP/hostPort twice is a Duplicate.
+
+    ``shown`` replaces the container path in the message (upstream checks each init container
+    as a one-element list, so it always says ``initContainers[0]``)."""
     seen: set[str] = set()
     for path, i, key in host_ports:
         if key in seen:
-            errs.append(FieldError("Duplicate", (*path, "ports", i, "hostPort"), value=key))
+            real = (*path, "ports", i, "hostPort")
+            if shown is None:
+                errs.append(FieldError("Duplicate", real, value=key))
+            else:
+                errs.append(FieldError("Duplicate", (*shown, "ports", i, "hostPort"), value=key, where=real))
         else:
             seen.add(key)
 
 
-def _container_common(
-    c: dict,
-    path: tuple,
-    vols: dict[str, dict],
-    host_users: bool,
-    opts: ValidationOptions,
-    errs: list[FieldError],
-    host_ports: list | None = None,
-) -> None:
+class _Ctx:
+    """Per-call state shared by the container checks (one object instead of six arguments)."""
+
+    __slots__ = ("errs", "host_users", "late", "opts", "vols", "windows_options")
+
+    def __init__(self, errs: list[FieldError], opts: ValidationOptions, host_users: bool) -> None:
+        self.errs = errs
+        self.opts = opts
+        self.host_users = host_users
+        self.vols: dict[str, dict] = _EMPTY
+        self.late: list[FieldError] = []
+        """Image-whitespace errors: found while visiting containers, reported after ValidatePodSpec."""
+        self.windows_options = False
+        """Whether any container sets securityContext.windowsOptions (gates the hostProcess walk)."""
+
+
+def _container_common(c: dict, path: tuple, ctx: _Ctx, host_ports: list | None = None) -> None:
     """validateContainerCommon: name, image, ports, mounts, pull policy, security context."""
+    errs = ctx.errs
     name = c.get("name")
     if name and type(name) is str:
         if name not in _GOOD_LABELS:
@@ -860,38 +901,46 @@ def _container_common(
     image = c.get("image")
     if not image or not isinstance(image, str):
         errs.append(FieldError("Required", (*path, "image")))
-    v = c.get("terminationMessagePolicy")
-    if v and isinstance(v, str) and v not in _TERMINATION_MESSAGE_POLICIES:
-        errs.append(
-            FieldError(
-                "NotSupported",
-                (*path, "terminationMessagePolicy"),
-                value=v,
-                supported=_TERMINATION_MESSAGE_POLICIES,
-            )
+    elif (image[0].isspace() or image[-1].isspace()) and image.strip(_GO_SPACE) != image:
+        ctx.late.append(
+            FieldError("Invalid", (*path, "image"), "must not have leading or trailing whitespace", image)
         )
-    v = c.get("ports")
-    if v and isinstance(v, list):
-        _container_ports(v, path, host_ports, errs)
-    v = c.get("volumeMounts")
-    if v and isinstance(v, list):
-        _volume_mounts(v, c, vols, path, errs)
-    v = c.get("imagePullPolicy")
-    if v and isinstance(v, str) and v not in _PULL_POLICIES:
-        errs.append(FieldError("NotSupported", (*path, "imagePullPolicy"), value=v, supported=_PULL_POLICIES))
-    v = c.get("securityContext")
-    if v and isinstance(v, dict):
-        _container_security_context(v, (*path, "securityContext"), host_users, opts, errs)
+    if len(c) > 2 or not _NAME_IMAGE_KEYS.issuperset(c):  # anything beyond name and image?
+        v = c.get("terminationMessagePolicy")
+        if v and isinstance(v, str) and v not in _TERMINATION_MESSAGE_POLICIES:
+            errs.append(
+                FieldError(
+                    "NotSupported",
+                    (*path, "terminationMessagePolicy"),
+                    value=v,
+                    supported=_TERMINATION_MESSAGE_POLICIES,
+                )
+            )
+        v = c.get("ports")
+        if v and isinstance(v, list):
+            _container_ports(v, path, host_ports, errs)
+        v = c.get("volumeMounts")
+        if v and isinstance(v, list):
+            _volume_mounts(v, c, ctx.vols, path, errs)
+        v = c.get("imagePullPolicy")
+        if v and isinstance(v, str) and v not in _PULL_POLICIES:
+            errs.append(
+                FieldError("NotSupported", (*path, "imagePullPolicy"), value=v, supported=_PULL_POLICIES)
+            )
+        v = c.get("securityContext")
+        if v and isinstance(v, dict):
+            _container_security_context(v, (*path, "securityContext"), ctx.host_users, ctx.opts, errs)
+            if v.get("windowsOptions") is not None:
+                ctx.windows_options = True
 
 
 def _as_container(c: object) -> dict:
     return c if isinstance(c, dict) else _EMPTY
 
 
-def _containers(
-    ctrs: list, vols: dict[str, dict], host_users: bool, opts: ValidationOptions, errs: list[FieldError]
-) -> None:
+def _containers(ctrs: list, ctx: _Ctx) -> None:
     """validateContainers (regular containers)."""
+    errs = ctx.errs
     if not ctrs:
         errs.append(FieldError("Required", ("spec", "containers")))
         return
@@ -901,7 +950,7 @@ def _containers(
         if not isinstance(c, dict):
             c = _EMPTY
         path = ("spec", "containers", i)
-        _container_common(c, path, vols, host_users, opts, errs, host_ports)
+        _container_common(c, path, ctx, host_ports)
         name = c.get("name")
         if type(name) is not str:
             name = _name(c)
@@ -917,21 +966,15 @@ def _containers(
         _host_port_conflicts(host_ports, errs)
 
 
-def _init_containers(
-    inits: list,
-    ctrs: list,
-    vols: dict[str, dict],
-    host_users: bool,
-    opts: ValidationOptions,
-    errs: list[FieldError],
-) -> None:
+def _init_containers(inits: list, ctrs: list, ctx: _Ctx) -> None:
     """validateInitContainers."""
+    errs = ctx.errs
     names = {_name(_as_container(c)) for c in ctrs}
     for i, c in enumerate(inits):
         c = _as_container(c)
         path = ("spec", "initContainers", i)
         host_ports: list = []
-        _container_common(c, path, vols, host_users, opts, errs, host_ports)
+        _container_common(c, path, ctx, host_ports)
         restart_always = False
         rp = c.get("restartPolicy")
         if isinstance(rp, str):
@@ -947,45 +990,27 @@ def _init_containers(
             names.add(name)
         if host_ports:
             # Upstream checks each init container as a one-element list, so the path says [0].
-            _host_port_conflicts([(("spec", "initContainers", 0), j, k) for _, j, k in host_ports], errs)
+            _host_port_conflicts(host_ports, errs, ("spec", "initContainers", 0))
         if not restart_always:
             for fld in _INIT_FORBIDDEN_FIELDS:
                 if c.get(fld) is not None:
                     errs.append(FieldError("Forbidden", (*path, fld), _INIT_FORBIDDEN))
 
 
-def _image_whitespace(c: dict, path: tuple, errs: list[FieldError]) -> None:
-    """validateContainerOnlyForPod."""
-    image = c.get("image")
-    if (
-        image
-        and isinstance(image, str)
-        and (image[0].isspace() or image[-1].isspace())
-        and image.strip(_GO_SPACE) != image
-    ):
-        errs.append(
-            FieldError("Invalid", (*path, "image"), "must not have leading or trailing whitespace", image)
-        )
-
-
-def _ephemeral_containers(
-    ephs: list,
-    ctrs: list,
-    inits: list,
-    vols: dict[str, dict],
-    host_users: bool,
-    opts: ValidationOptions,
-    errs: list[FieldError],
-) -> None:
-    """validateEphemeralContainers."""
+def _ephemeral_containers(ephs: list, ctrs: list, inits: list, ctx: _Ctx) -> None:
+    """validateEphemeralContainers (which also applies the pod-only image check inline)."""
+    errs = ctx.errs
     other = {_name(_as_container(c)) for c in ctrs}
     other.update(_name(_as_container(c)) for c in inits)
     names = set(other)
     for i, c in enumerate(ephs):
         c = _as_container(c)
         path = ("spec", "ephemeralContainers", i)
-        _container_common(c, path, vols, host_users, opts, errs)
-        _image_whitespace(c, path, errs)
+        late = len(ctx.late)
+        _container_common(c, path, ctx)
+        if len(ctx.late) > late:  # validateContainerOnlyForPod runs right here for ephemeral ones
+            errs.extend(ctx.late[late:])
+            del ctx.late[late:]
         name = _name(c)
         if name in names:
             errs.append(FieldError("Duplicate", (*path, "name"), value=name))
@@ -1086,6 +1111,7 @@ def _pod_security_context(
                 (*base, "shareProcessNamespace"),
                 "ShareProcessNamespace and HostPID cannot both be enabled",
                 True,
+                where=("spec", "shareProcessNamespace"),
             )
         )
     if not psc:
@@ -1199,9 +1225,13 @@ def _host_users(sp: dict, errs: list[FieldError]) -> None:
     if sp.get("hostNetwork") is True:
         errs.append(FieldError("Forbidden", ("spec", "hostNetwork"), _HOST_USERS_FALSE))
     if sp.get("hostPID") is True:
-        errs.append(FieldError("Forbidden", ("spec", "HostPID"), _HOST_USERS_FALSE))
+        errs.append(
+            FieldError("Forbidden", ("spec", "HostPID"), _HOST_USERS_FALSE, where=("spec", "hostPID"))
+        )
     if sp.get("hostIPC") is True:
-        errs.append(FieldError("Forbidden", ("spec", "HostIPC"), _HOST_USERS_FALSE))
+        errs.append(
+            FieldError("Forbidden", ("spec", "HostIPC"), _HOST_USERS_FALSE, where=("spec", "hostIPC"))
+        )
 
 
 _WINDOWS_POD_FIELDS = (
@@ -1429,16 +1459,22 @@ def validate_pod(
     sp = spec if isinstance(spec, dict) else _EMPTY
     is_pod = options.resource_is_pod
 
-    inits = _l(sp.get("initContainers")) or _NO_ITEMS
-    ctrs = _l(sp.get("containers")) or _NO_ITEMS
-    ephs = _l(sp.get("ephemeralContainers")) or _NO_ITEMS
-    psc = _d(sp.get("securityContext"))
+    v = sp.get("initContainers")
+    inits = v if v and isinstance(v, list) else _NO_ITEMS
+    v = sp.get("containers")
+    ctrs = v if v and isinstance(v, list) else _NO_ITEMS
+    v = sp.get("ephemeralContainers")
+    ephs = v if v and isinstance(v, list) else _NO_ITEMS
+    psc = sp.get("securityContext")
+    if not isinstance(psc, dict):
+        psc = None
     ann = meta.get("annotations")
     # Only the seccomp/AppArmor annotations matter here; most pods have none.
-    if ann and isinstance(ann, dict):
-        if not any(isinstance(k, str) and k.startswith(_SECURITY_ANNOTATIONS) for k in ann):
-            ann = None
-    else:
+    if (
+        not ann
+        or not isinstance(ann, dict)
+        or not any(isinstance(k, str) and k.startswith(_SECURITY_ANNOTATIONS) for k in ann)
+    ):
         ann = None
 
     # metadata: ValidatePodSpecificAnnotations
@@ -1446,30 +1482,36 @@ def validate_pod(
         names = {_name(_as_container(c)) for c in inits}
         names.update(_name(_as_container(c)) for c in ctrs)
         names.update(_name(_as_container(c)) for c in ephs)
-        _pod_annotations(ann, names, ("metadata", "annotations") if is_pod else ("annotations",), errs)
+        if is_pod:
+            _pod_annotations(ann, names, ("metadata", "annotations"), errs)
+        else:  # ValidatePodTemplateSpec says "annotations", the manifest has "metadata.annotations"
+            _pod_annotations(ann, names, ("annotations",), errs)
+            errs[:] = [replace(e, where=("metadata", *e.path)) for e in errs]
 
     # ValidatePodSpec
-    host_users = sp.get("hostUsers") is not False
-    vol_list = sp.get("volumes")
-    vols = _volumes(vol_list, options, errs) if vol_list and isinstance(vol_list, list) else _EMPTY
-    _containers(ctrs, vols, host_users, options, errs)
+    hu = sp.get("hostUsers")
+    ctx = _Ctx(errs, options, hu is not False)
+    v = sp.get("volumes")
+    if v and isinstance(v, list):
+        ctx.vols = _volumes(v, options, errs)
+    _containers(ctrs, ctx)
     if inits:
-        _init_containers(inits, ctrs, vols, host_users, options, errs)
+        _init_containers(inits, ctrs, ctx)
     if ephs:
-        _ephemeral_containers(ephs, ctrs, inits, vols, host_users, options, errs)
+        _ephemeral_containers(ephs, ctrs, inits, ctx)
     if sp.get("hostNetwork") is True:
         _host_network_ports(ctrs, errs)
-    rp = sp.get("restartPolicy")
-    if rp and isinstance(rp, str) and rp not in _RESTART_POLICIES:
+    v = sp.get("restartPolicy")
+    if v and isinstance(v, str) and v not in _RESTART_POLICIES:
         errs.append(
-            FieldError("NotSupported", ("spec", "restartPolicy"), value=rp, supported=_RESTART_POLICIES)
+            FieldError("NotSupported", ("spec", "restartPolicy"), value=v, supported=_RESTART_POLICIES)
         )
     _pod_security_context(psc, sp, options, errs)
     visit: list[tuple[dict, tuple]] | None = None
-    if (psc and psc.get("windowsOptions") is not None) or _any_windows_options(inits, ctrs, ephs):
+    if ctx.windows_options or (psc and psc.get("windowsOptions") is not None):
         visit = list(_visit(inits, ctrs, ephs))
         _host_process(psc, sp, visit, options, errs)
-    if sp.get("hostUsers") is False:
+    if hu is False:
         _host_users(sp, errs)
     if sp.get("os") is not None:
         if visit is None:
@@ -1477,18 +1519,15 @@ def validate_pod(
         _os(psc, sp, visit, errs)
 
     # pod-only / create-only checks (ValidatePodCreate, ValidatePodTemplateSpec)
-    match_annotations = ann is not None and (options.on_create or not is_pod)
-    if match_annotations and visit is None:
-        visit = list(_visit(inits, ctrs, ephs))
     if is_pod:
-        for i, c in enumerate(ctrs):
-            _image_whitespace(_as_container(c), ("spec", "containers", i), errs)
-        for i, c in enumerate(inits):
-            _image_whitespace(_as_container(c), ("spec", "initContainers", i), errs)
+        if ctx.late:
+            errs.extend(ctx.late)
         if options.on_create and ephs:
             errs.append(FieldError("Forbidden", ("spec", "ephemeralContainers"), "cannot be set on create"))
-    if match_annotations:
-        _annotations_match_fields(ann, psc, sp, visit, errs)  # type: ignore[arg-type]
+    if ann is not None and (options.on_create or not is_pod):
+        if visit is None:
+            visit = list(_visit(inits, ctrs, ephs))
+        _annotations_match_fields(ann, psc, sp, visit, errs)
     if not is_pod and ephs:
         errs.append(
             FieldError(
@@ -1498,15 +1537,6 @@ def validate_pod(
             )
         )
     return errs
-
-
-def _any_windows_options(*lists: list) -> bool:
-    for lst in lists:
-        for c in lst:
-            sc = c.get("securityContext") if isinstance(c, dict) else None
-            if sc and isinstance(sc, dict) and sc.get("windowsOptions") is not None:
-                return True
-    return False
 
 
 def _host_network_ports(ctrs: list, errs: list[FieldError]) -> None:

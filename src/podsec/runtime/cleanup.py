@@ -21,6 +21,7 @@ from podsec.runtime.ociruntime import RUNTIMES, OCIRuntime
 from podsec.runtime.state import ID_PREFIX, PodPaths, PodRecord
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+STARTING_GRACE = 30.0
 
 
 @dataclass(slots=True)
@@ -200,8 +201,8 @@ def collect(state_root: Path) -> CleanupReport:
         record = state.load(paths)
         if record is not None and (record.released or state.owner_alive(record)):
             continue
-        if record is None and time.time() - _mtime(pod_dir) < 10:
-            continue  # being created right now (the record is written just after the directory)
+        if (record is None or record.owner_pid is None) and time.time() - _mtime(pod_dir) < STARTING_GRACE:
+            continue  # being created right now: the supervisor has not registered yet
         report.merge(cleanup_pod(paths, record))
     state_root = Path(os.path.realpath(state_root))
     runtimes = _runtimes()

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from podsec.model import ResolvedContainer, ResolvedPod
 from podsec.resolve import format_pod, resolve_pod
 from podsec.runtime import process, sandbox, state
 from podsec.runtime.cleanup import CleanupReport, release_mounts, remove_dir
-from podsec.runtime.logs import Inotify, LogStreamer, wait_readable
+from podsec.runtime.logs import LogStreamer, wait_readable
 from podsec.runtime.ociruntime import OCIRuntime, signal_pid
 from podsec.runtime.rootfs import mount_overlay
 from podsec.runtime.state import ContainerStatus, PodPaths, PodRecord
@@ -52,10 +54,21 @@ DEFAULT_GRACE = 30
 TERMINATION_MESSAGE_LIMIT = 4096
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
+LOG_POLL = 0.01
 
 CONFIG_ERROR = "CreateContainerConfigError"
 CREATE_ERROR = "CreateContainerError"
 RUN_ERROR = "RunContainerError"
+
+
+_TRACE = bool(os.environ.get("PODSEC_TRACE"))
+_T0 = time.monotonic()
+
+
+def trace(message: str) -> None:
+    """``PODSEC_TRACE=1``: timestamps of the loop's steps on stderr (where a slow run spends its time)."""
+    if _TRACE:
+        print(f"podsec-trace {1000 * (time.monotonic() - _T0):8.1f}ms {message}", file=sys.stderr, flush=True)
 
 
 class _StartError(Exception):
@@ -146,6 +159,9 @@ def open_pod(paths: PodPaths, record: PodRecord, store: Any = None) -> PodContex
                 if ref not in by_ref:
                     by_ref[ref] = store.info(ref)
                 images[str(c.get("name"))] = by_ref[ref]
+    for c in record.containers:
+        if c.name in images:
+            c.image_id = images[c.name].config_digest
     resolved = resolve_pod(record.metadata, record.spec, by_ref.get)
     facts = process.PodFacts(record.metadata, record.spec, record.node_name, record.pod_ip, record.host_ip)
     hostname = sandbox.pod_hostname(record.metadata, record.spec, record.node_name)
@@ -183,8 +199,10 @@ def grace_period(record: PodRecord, paths: PodPaths) -> float:
 class PodRunner:
     """Runs one pod to completion (or until stopped), keeping ``pod.json`` current."""
 
-    def __init__(self, ctx: PodContext, *, sink: LogStreamer | None = None, timeout: float | None = None) -> None:
+    def __init__(self, ctx: PodContext, *, sink: LogStreamer | None = None, timeout: float | None = None,
+                 remove: bool = False) -> None:
         self.ctx = ctx
+        self.remove = remove
         self.rec = ctx.record
         self.paths = ctx.paths
         self.sink = sink
@@ -198,13 +216,21 @@ class PodRunner:
         self.stop_reason: str | None = None
         self.policy = str(self.rec.spec.get("restartPolicy") or "Always")
         self.pod_label = format_pod(self.rec.metadata)
+        self.prepared: dict[str, Any] = {}
+        self.dirty = False
+        self.report = CleanupReport()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._inotify: Inotify | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def save(self) -> None:
-        self.rec.phase = pod_phase(self.rec)
-        state.save(self.paths, self.rec)
+        """Mark the record changed; it is written before the loop blocks (one fsync per batch of changes)."""
+        self.dirty = True
+
+    def flush(self) -> None:
+        if self.dirty:
+            self.rec.phase = pod_phase(self.rec)
+            state.save(self.paths, self.rec)
+            self.dirty = False
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if signum == signal.SIGCHLD:
@@ -218,34 +244,34 @@ class PodRunner:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
     def _wait(self, timeout: float | None) -> None:
-        fds = [self._wake_r]
-        if self._inotify is not None:
-            fds.append(self._inotify.fd)
-        if self.sink is not None and (self._inotify is None or self._inotify.fd < 0):
-            timeout = 0.02 if timeout is None else min(timeout, 0.02)
+        """Block until a signal (SIGCHLD: a runtime exited) or ``timeout``; log copying polls every
+        ``LOG_POLL`` seconds (inotify would do, but closing an inotify fd costs ~10ms on exit)."""
+        self.flush()
+        if self.sink is not None:
+            timeout = LOG_POLL if timeout is None else min(timeout, LOG_POLL)
         if self.deadline is not None:
             left = max(self.deadline - time.monotonic(), 0.0)
             timeout = left if timeout is None else min(timeout, left)
-        wait_readable(fds, timeout)
+        wait_readable([self._wake_r], timeout)
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._wake_r, 512):
                 pass
-        if self._inotify is not None:
-            self._inotify.drain()
         if self.sink is not None:
+            for name in self.procs:
+                if name not in self.sink.enabled and (self.paths.container_dir(name) / "bundle" / "pid").exists():
+                    self.sink.enabled.add(name)
             self.sink.pump()
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
         """Run the pod until it is finished, stopped or deleted; always leaves nothing running."""
         self._install_signals()
-        if self.sink is not None:
-            logs_dir = self.paths.dir / "logs"
-            logs_dir.mkdir(parents=True, exist_ok=True)
-            self._inotify = Inotify([logs_dir])
-        self.rec.owner_pid = os.getpid()
-        self.rec.owner_start = state.process_start_time(os.getpid())
+        if self.rec.owner_pid != os.getpid() or self.rec.owner_start is None:
+            self.rec.owner_pid = os.getpid()
+            self.rec.owner_start = state.process_start_time(os.getpid())
+            self.save()
         self.rec.started = self.rec.started or time.time()
+        self.flush()
         try:
             if self._start_sandbox():
                 self._loop()
@@ -376,11 +402,16 @@ class PodRunner:
         c.state, c.reason, c.message = "running", "", ""
         c.started_at = time.time()
         c.ready = True
+        self.rec.event("Normal", "Pulled", f'Container image "{c.image}" already present on machine')
         self.rec.event("Normal", "Created", f"Created container {c.name}")
         self.rec.event("Normal", "Started", f"Started container {c.name}")
         self.save()
 
-    def _create(self, c: ContainerStatus) -> None:
+    def _prepare(self, c: ContainerStatus) -> Any:
+        """Everything before the runtime call that does not need the sandbox: checks, env, mounts, rootfs.
+
+        Returns the :class:`podsec.oci.ContainerPlan` (its ``sandbox_pid`` is set at launch).
+        """
         ctx = self.ctx
         rc = ctx.resolved_container(c.name)
         if rc.run_as_non_root.ok is False:
@@ -400,15 +431,14 @@ class PodRunner:
         except PodsecError as e:
             raise _StartError(CONFIG_ERROR, e.message) from None
         try:
-            lower = ctx.store.rootfs(rc.image)
-            rootfs = mount_overlay(Path(lower), cdir)
+            rootfs = mount_overlay(Path(ctx.store.rootfs(rc.image)), cdir)
         except PodsecError as e:
             raise _StartError(CREATE_ERROR, e.message) from None
         mounts += self._termination_log(cspec, cdir)
-        from podsec.oci import ContainerPlan, build_container_spec
+        from podsec.oci import ContainerPlan
 
         sbx = self.paths.sandbox
-        plan = ContainerPlan(
+        return ContainerPlan(
             pod=ctx.resolved,
             container=rc,
             rootfs=str(rootfs),
@@ -420,26 +450,46 @@ class PodRunner:
             etc_hostname=str(sbx / "hostname"),
             etc_resolv=str(sbx / "resolv.conf"),
             shm=None if ctx.resolved.host_ipc else str(self.paths.shm),
-            sandbox_pid=self.sandbox.pid if self.sandbox else None,
         )
+
+    def _prepare_ahead(self) -> None:
+        """While the sandbox is being created: prepare the containers that will start first."""
+        first = [c for c in self.rec.init_containers[:1]] or self.rec.app_containers
+        for c in first:
+            try:
+                self.prepared[c.name] = self._prepare(c)
+            except _StartError as e:
+                self.prepared[c.name] = e
+
+    def _create(self, c: ContainerStatus) -> None:
+        ahead = self.prepared.pop(c.name, None)
+        if isinstance(ahead, _StartError):
+            raise ahead
+        plan = ahead if ahead is not None else self._prepare(c)
+        plan.sandbox_pid = self.sandbox.pid if self.sandbox else None
+        from podsec.oci import build_container_spec
+
         try:
             spec = build_container_spec(plan)
         except PodsecError as e:
             raise _StartError(CREATE_ERROR, e.message) from None
-        bundle = cdir / "bundle"
+        bundle = self.paths.container_dir(c.name) / "bundle"
         bundle.mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(spec))
         for name in ("pid", "runtime.log"):
             with contextlib.suppress(FileNotFoundError):
                 (bundle / name).unlink()
         log = self.paths.log(c.name)
-        log.parent.mkdir(parents=True, exist_ok=True)
+        if self.sink is not None:
+            self.sink.enabled.discard(c.name)
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             self.log_offsets[c.name] = os.fstat(fd).st_size
-            self.procs[c.name] = ctx.runtime.run(c.runtime_id, bundle, bundle / "pid", fd, bundle / "runtime.log")
+            self.procs[c.name] = self.ctx.runtime.run(c.runtime_id, bundle, bundle / "pid", fd,
+                                                      bundle / "runtime.log")
+            trace(f"{c.name}: runtime started")
         except OSError as e:
-            raise _StartError(RUN_ERROR, f"cannot run {ctx.runtime.name}: {e.strerror}") from None
+            raise _StartError(RUN_ERROR, f"cannot run {self.ctx.runtime.name}: {e.strerror}") from None
         finally:
             os.close(fd)
         c.pid = None
@@ -462,6 +512,7 @@ class PodRunner:
         return c.pid
 
     def _on_exit(self, c: ContainerStatus, code: int) -> None:
+        trace(f"{c.name}: exited {code}")
         bundle = self.paths.container_dir(c.name) / "bundle"
         error = self.ctx.runtime.start_error(bundle / "runtime.log")
         if error and not (bundle / "pid").exists():
@@ -477,6 +528,8 @@ class PodRunner:
                                 "started_at": None, "finished_at": time.time()}
             self.save()
             return
+        if self.sink is not None:
+            self.sink.enabled.add(c.name)
         c.state = "terminated"
         c.exit_code = code
         c.reason = "Completed" if code == 0 else "Error"
@@ -509,12 +562,12 @@ class PodRunner:
         self.save()
 
     def _start_sandbox(self) -> bool:
+        trace("sandbox: starting")
         ctx = self.ctx
         pod = ctx.resolved
         if pod.sandbox_error:
             self._sandbox_failed(pod.sandbox_error)
             return False
-        self.save()
         try:
             sandbox.write_pod_files(self.paths, ctx.hostname, self.rec.pod_ip, self.rec.spec)
             if not pod.host_ipc:
@@ -522,6 +575,7 @@ class PodRunner:
             rootfs = sandbox.pause_rootfs(self.paths.state_root)
             spec = sandbox.build_spec(pod, self.rec.spec, rootfs, ctx.hostname, self.paths)
             proc = sandbox.launch(ctx.runtime, self.paths, self.rec.sandbox_id, spec)
+            trace("sandbox: runtime started")
         except PodsecError as e:
             self._sandbox_failed(e.message)
             return False
@@ -529,9 +583,8 @@ class PodRunner:
             # Prepared while the runtime creates the sandbox: volumes and the image rootfs caches.
             self.volumes = prepare_volumes(pod, self.rec.spec, self.rec.metadata, self.paths.dir,
                                            self.rec.objects, self.rec.volume_dirs)
-            for c in self.rec.containers:
-                with contextlib.suppress(PodsecError):
-                    ctx.store.rootfs(c.image)
+            self._prepare_ahead()
+            trace("containers prepared")
         except PodsecError as e:
             with contextlib.suppress(PodsecError):
                 self.sandbox = sandbox.wait_started(ctx.runtime, self.paths, self.rec.sandbox_id, proc)
@@ -541,6 +594,7 @@ class PodRunner:
             return False
         try:
             self.sandbox = sandbox.wait_started(ctx.runtime, self.paths, self.rec.sandbox_id, proc)
+            trace(f"sandbox pid {self.sandbox.pid}")
             if not pod.host_network:
                 sandbox.loopback_up(self.sandbox.pid)
         except PodsecError as e:
@@ -584,55 +638,65 @@ class PodRunner:
                 del self.procs[name]
                 self._on_exit(self.rec.container(name), code)
 
-    def _stop_sandbox(self) -> None:
-        sbx = self.sandbox
+    def _kill_sandbox(self) -> sandbox.Sandbox | None:
+        """SIGKILL the pause process; its runtime reaps it and deletes the container (see _reap_sandbox)."""
+        sbx, self.sandbox = self.sandbox, None
+        if sbx is not None and sbx.proc.poll() is None:
+            signal_pid(sbx.pid, signal.SIGKILL)
+        return sbx
+
+    def _reap_sandbox(self, sbx: sandbox.Sandbox | None) -> None:
         if sbx is None:
             return
-        if sbx.proc.poll() is None:
-            signal_pid(sbx.pid, signal.SIGKILL)
-            try:
-                sbx.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sbx.proc.kill()
-                sbx.proc.wait()
-                self.ctx.runtime.delete(sbx.cid)
-        self.sandbox = None
+        try:
+            sbx.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sbx.proc.kill()
+            sbx.proc.wait()
+            self.ctx.runtime.delete(sbx.cid)
 
     def _finish(self) -> None:
-        """Stop whatever runs, release mounts; with a deletion, remove the pod directory too."""
+        """Stop whatever runs and release every mount; remove the pod directory when the pod is deleted
+        (or ``remove`` was asked), otherwise keep the record and logs for ``get``/``describe``/``logs``."""
+        trace(f"finish ({self.stop_reason or 'done'})")
         deleting = self.stop_reason in ("delete", "interrupt") or self.paths.delete_request.exists()
-        if deleting:
-            self.rec.deleting = True
-            self.rec.deletion_time = time.time()
-            with contextlib.suppress(OSError):
-                self.save()
+        remove = deleting or self.remove
+        report = CleanupReport()
+        sbx = None
         try:
+            if deleting:
+                self.rec.deleting = True
+                self.rec.deletion_time = time.time()
+                self.save()
             self._stop_containers(grace_period(self.rec, self.paths) if self.procs else 0)
-            self._stop_sandbox()
+            sbx = self._kill_sandbox()
         finally:
             signal.set_wakeup_fd(-1)
             if self.sink is not None:
                 self.sink.finish()
-            if self._inotify is not None:
-                self._inotify.close()
-            report = CleanupReport()
-            with contextlib.suppress(Exception):
+            try:
                 self.volumes.teardown()
+            except Exception as e:  # noqa: BLE001 - the generic unmount below still runs
+                report.problems.append(f"volume teardown: {e}")
             release_mounts(self.paths.dir, report)
-            for c in self.rec.containers:
-                for sub in ("upper", "work", "rootfs"):
-                    path = self.paths.container_dir(c.name) / sub
-                    if path.exists() and not os.path.ismount(path):
-                        import shutil
-
-                        shutil.rmtree(path, ignore_errors=True)
-            self.rec.released = True
-            if report.problems:
-                self.rec.message = "; ".join(report.problems)
-            with contextlib.suppress(OSError):
-                self.save()
-            if deleting:
+            trace("mounts released")
+            self._reap_sandbox(sbx)
+            trace("sandbox reaped")
+            if remove:
                 remove_dir(self.paths.dir, report)
+            else:
+                for c in self.rec.containers:
+                    for sub in ("upper", "work", "rootfs"):
+                        path = self.paths.container_dir(c.name) / sub
+                        if path.exists() and not os.path.ismount(path):
+                            shutil.rmtree(path, ignore_errors=True)
+                self.rec.released = True
+                if report.problems:
+                    self.rec.message = "; ".join(report.problems)
+                self.save()
+                with contextlib.suppress(OSError):
+                    self.flush()
+            self.report = report
             os.close(self._wake_r)
             os.close(self._wake_w)
 

@@ -69,6 +69,9 @@ class LogStreamer:
         self.prefix = prefix
         self.offsets: dict[str, int] = dict.fromkeys(files, 0)
         self.partial: dict[str, bytes] = dict.fromkeys(files, b"")
+        self.enabled: set[str] = set(files)
+        """Logs that may be copied; the pod runner holds one back until its container really started,
+        because a runtime's own start error lands in the same file and is rolled back."""
 
     def skip_existing(self) -> None:
         """Start from the current ends (``logs -f`` after printing what is there)."""
@@ -80,6 +83,8 @@ class LogStreamer:
         """Copy whatever was appended since the last call; True when something was."""
         wrote = False
         for name, path in self.files.items():
+            if name not in self.enabled:
+                continue
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:

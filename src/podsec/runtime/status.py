@@ -188,6 +188,7 @@ def exit_code_of(record: PodRecord) -> tuple[int, str | None]:
         elif c.last_state is not None and c.last_state.get("exit_code") is not None:
             codes.append(int(c.last_state["exit_code"]))
         else:
-            detail = f"{c.reason}: {c.message}" if c.message else c.reason
+            message = c.message or record.message
+            detail = f"{c.reason}: {message}" if message else c.reason
             return 1, f'container "{c.name}" did not run: {detail}'
     return (max(codes) if codes else 0), None

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
         print(f"{time.ctime()}: {e.render()}", file=sys.stderr)
         _give_up(paths, record, e.message)
         return 1
-    except Exception as e:  # noqa: BLE001 - a supervisor must leave a record, not just a traceback
+    except Exception as e:
         traceback.print_exc()
         _give_up(paths, record, f"internal error: {type(e).__name__}: {e}")
         return 1

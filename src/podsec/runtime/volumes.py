@@ -52,5 +52,5 @@ def teardown_dir(pod_dir: Path, problems: list[str]) -> None:
     with contextlib.suppress(FileNotFoundError):
         try:
             teardown_pod_dir(pod_dir)
-        except Exception as e:  # noqa: BLE001 - cleanup goes on; the problem is reported
+        except Exception as e:
             problems.append(f"volume teardown of {pod_dir}: {e}")

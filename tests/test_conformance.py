@@ -1,0 +1,145 @@
+"""Every runtime conformance case (shared/conformance/runtime/*) through ``podsec run --rm``, compared
+line by line with what containerd 1.6 + runc 1.1.5 printed, with only the normalisations the
+conformance README allows for host- and runtime-version-dependent lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Podsec
+
+CASES_DIR = Path(os.environ.get("PODSEC_CONFORMANCE", "/work/shared/conformance/runtime"))
+CASES = sorted(d.name for d in CASES_DIR.iterdir() if (d / "pod.yaml").is_file()) if CASES_DIR.is_dir() else []
+CRUN_CASES = [
+    "root-default",
+    "seed001-pod-runasuser-runasgroup-fsgroup",
+    "seed002-pod-fsgroup-emptydir",
+    "masked-readonly-proc",
+    "readonly-rootfs-root-writes-etc",
+]
+HOSTPATH = Path("/tmp/podsec-hostpath")
+
+_MOUNT_LINE = re.compile(r"^(/(?:proc|sys)/\S+) (proc|tmpfs|sysfs) (ro|rw)$")
+_ALL_CAPS_CASES = ("root-add-all-caps", "privileged")
+_RECORDED_ALL_CAPS = "000001fffeffffff"
+_SANDBOX_ERROR_PREFIX = "# error: RunPodSandbox:"
+
+
+def host_all_caps() -> str:
+    """``all_caps(kernel) & host bounding set``: what "all capabilities" means on this host."""
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    bounding = next(
+        int(line.split()[1], 16) for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("CapBnd:")
+    )
+    return f"{((1 << (last + 1)) - 1) & bounding:016x}"
+
+
+def userns_allowed() -> bool:
+    try:
+        if int(Path("/proc/sys/user/max_user_namespaces").read_text()) == 0:
+            return False
+    except (OSError, ValueError):
+        pass
+    restrict = Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    return not (restrict.exists() and restrict.read_text().strip() == "1")
+
+
+def normalise_expected(case: str, lines: list[str]) -> list[str]:
+    """Apply the README's host-dependent normalisations to the recorded lines (never to podsec's)."""
+    out: list[str] = []
+    for line in lines:
+        m = _MOUNT_LINE.match(line)
+        if m and not os.path.exists(m.group(1)):
+            continue  # a masked/read-only path this host's kernel does not have
+        if case in _ALL_CAPS_CASES and _RECORDED_ALL_CAPS in line:
+            line = line.replace(_RECORDED_ALL_CAPS, host_all_caps())
+        if line == "unshare=0" and not userns_allowed():
+            out.append("unshare: unshare(0x10000000): Operation not permitted")
+            line = "unshare=1"
+        out.append(line)
+    return out
+
+
+def port_start_line(case: str, lines: list[str]) -> int | None:
+    """Index of the ``ip_unprivileged_port_start`` value: 1024 under containerd 1.6, 0 under containerd
+    >= 2.0 (``enable_unprivileged_ports``), whose sandbox defaults podsec's spec builder follows."""
+    pod = (CASES_DIR / case / "pod.yaml").read_text()
+    if "ip_unprivileged_port_start" not in pod or "sysctls" in pod:
+        return None
+    return next((i for i, line in enumerate(lines) if line == "1024"), None)
+
+
+@pytest.fixture
+def hostpath_setup(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The node setup case hostpath-readonly needs (README), undone afterwards."""
+    if request.node.callspec.params.get("case") != "hostpath-readonly":
+        yield
+        return
+    existed = HOSTPATH.exists()
+    HOSTPATH.mkdir(parents=True, exist_ok=True)
+    os.chmod(HOSTPATH, 0o755)
+    (HOSTPATH / "hello.txt").write_text("hello\n")
+    os.chmod(HOSTPATH / "hello.txt", 0o644)
+    os.chown(HOSTPATH, 0, 0)
+    os.chown(HOSTPATH / "hello.txt", 0, 0)
+    try:
+        yield
+    finally:
+        if not existed:
+            shutil.rmtree(HOSTPATH, ignore_errors=True)
+
+
+def check_case(podsec: Podsec, case: str, runtime: str) -> None:
+    expected = (CASES_DIR / case / "expected.containerd.txt").read_text().splitlines()
+    proc = podsec.run("run", "--rm", "--runtime", runtime, "-f", str(CASES_DIR / case / "pod.yaml"), timeout=120)
+    if expected and expected[0].startswith(_SANDBOX_ERROR_PREFIX):
+        substring = expected[0].split("desc = ")[-1].split(": ")[-1]
+        err = [ln for ln in proc.stderr.splitlines() if ln.startswith(_SANDBOX_ERROR_PREFIX)]
+        assert proc.returncode == 1, proc.stderr
+        assert err and substring in err[0], (proc.stderr, substring)
+        assert proc.stdout == ""
+        return
+    assert "podsec:" not in proc.stderr, proc.stderr  # the container ran; its own exit code may be non-zero
+    actual = proc.stdout.splitlines()
+    want = normalise_expected(case, expected)
+    port = port_start_line(case, want)
+    if port is not None and port < len(actual) and actual[port] in ("0", "1024"):
+        want[port] = actual[port]
+    assert actual == want, f"stderr: {proc.stderr}"
+
+
+def test_all_cases_found() -> None:
+    """No case can silently vanish: the shared set has at least 20."""
+    assert len(CASES) >= 20, CASES
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("hostpath_setup")
+@pytest.mark.parametrize("case", CASES)
+def test_conformance_runc(podsec: Podsec, case: str) -> None:
+    check_case(podsec, case, "runc")
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("hostpath_setup")
+@pytest.mark.parametrize("case", CRUN_CASES)
+def test_conformance_crun(podsec: Podsec, case: str) -> None:
+    if shutil.which("crun") is None:
+        pytest.skip("crun is not installed")
+    check_case(podsec, case, "crun")
+
+
+def test_normalisation_only_touches_host_dependent_lines() -> None:
+    lines = ["/proc/kcore tmpfs ro", "/proc/sys proc ro", "CapBnd:\t000001fffeffffff", "unshare=0", "x"]
+    out = normalise_expected("root-add-all-caps", lines)
+    assert out[-1] == "x"
+    assert ("/proc/kcore tmpfs ro" in out) == os.path.exists("/proc/kcore")
+    assert "/proc/sys proc ro" in out
+    assert any(line.startswith("CapBnd:\t") and line.endswith(host_all_caps()) for line in out)
