@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import Podsec, runtime_containers
 
 pytestmark = pytest.mark.runtime
@@ -263,9 +265,11 @@ def test_delete_sends_sigterm_then_sigkill_after_grace(podsec: Podsec, tmp_path:
     assert run.stdout is not None
     assert run.stdout.readline() == "[polite] ready\n"
     started = time.monotonic()
-    deleted = podsec.run("delete", "lc-grace")
+    deleting = podsec.popen("delete", "lc-grace")
+    wait_for(lambda: status_of(podsec, "lc-grace") == "Terminating", what="Terminating")
+    _, err = deleting.communicate(timeout=30)
     elapsed = time.monotonic() - started
-    assert deleted.returncode == 0, deleted.stderr
+    assert deleting.returncode == 0, err
     assert 1.8 <= elapsed < 10, elapsed  # the stubborn one is killed after the 2s grace period
     rest, err = run.communicate(timeout=20)
     assert "[polite] got TERM\n" in rest and "[stubborn] ignoring TERM\n" in rest
@@ -372,13 +376,69 @@ def test_separate_pid_namespaces_by_default(podsec: Podsec, tmp_path: Path) -> N
 # -- crash cleanup ---------------------------------------------------------------------------------
 
 
-def test_gc_after_kill_9_of_a_foreground_run(podsec: Podsec, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["run", "apply"])
+def test_gc_after_kill_9_of_the_pod_owner(podsec: Podsec, tmp_path: Path, mode: str) -> None:
+    """A foreground ``run`` or an ``apply`` supervisor killed with SIGKILL: ``gc`` removes everything."""
     pod = write_pod(tmp_path, """\
         apiVersion: v1
         kind: Pod
         metadata:
           name: lc-crashed
         spec:
+          initContainers:
+          - name: init
+            image: podsec-fixture:root
+            command: ["true"]
+          containers:
+          - name: app
+            image: podsec-fixture:root
+            command: ["sh", "-c", "echo up; sleep 60"]
+          - name: other
+            image: podsec-fixture:uid1000
+            command: ["sleep", "60"]
+        """)
+    if mode == "run":
+        owner = podsec.popen("run", "-f", pod)
+        assert owner.stdout is not None
+        assert owner.stdout.readline() == "[app] up\n"
+    else:
+        assert podsec.run("apply", "-f", pod).returncode == 0
+        wait_for(lambda: status_of(podsec, "lc-crashed") == "Running", what="Running")
+    doc = wait_for(lambda: pod_json(podsec, "lc-crashed"), what="the record")
+    pid = _owner(podsec, "lc-crashed")
+    os.kill(pid, signal.SIGKILL)
+    if mode == "run":
+        owner.wait(timeout=10)
+    wait_for(lambda: _dead(pid), what="the owner to die")
+    assert len(runtime_containers(podsec.state)) == 3, "the sandbox and both containers outlive their owner"
+    assert status_of(podsec, "lc-crashed") == "Running"
+    gc = podsec.run("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert gc.stdout.count("removed container") == 3
+    assert_nothing_left(podsec, "lc-crashed", doc["metadata"]["uid"])
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie nobody reaps (a detached supervisor's parent is init)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _owner(podsec: Podsec, name: str) -> int:
+    record = json.loads((podsec.state / "pods" / f"default_{name}" / "pod.json").read_text())
+    return int(record["owner_pid"])
+
+
+def test_ctrl_c_deletes_a_foreground_pod(podsec: Podsec, tmp_path: Path) -> None:
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-ctrlc
+        spec:
+          terminationGracePeriodSeconds: 1
           containers:
           - name: app
             image: podsec-fixture:root
@@ -387,15 +447,35 @@ def test_gc_after_kill_9_of_a_foreground_run(podsec: Podsec, tmp_path: Path) -> 
     run = podsec.popen("run", "-f", pod)
     assert run.stdout is not None
     assert run.stdout.readline() == "up\n"
-    uid = pod_json(podsec, "lc-crashed")["metadata"]["uid"]  # type: ignore[index]
-    run.send_signal(signal.SIGKILL)
-    run.wait(timeout=10)
-    assert runtime_containers(podsec.state), "the containers outlive a killed podsec"
-    assert status_of(podsec, "lc-crashed") == "Running"
-    gc = podsec.run("gc")
-    assert gc.returncode == 0, gc.stderr
-    assert "removed container" in gc.stdout
-    assert_nothing_left(podsec, "lc-crashed", uid)
+    run.send_signal(signal.SIGINT)
+    assert run.wait(timeout=20) == 130
+    assert_nothing_left(podsec, "lc-ctrlc")
+
+
+def test_failing_init_container_is_restarted_with_back_off(podsec: Podsec, tmp_path: Path) -> None:
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-init-loop
+        spec:
+          restartPolicy: OnFailure
+          initContainers:
+          - name: setup
+            image: podsec-fixture:root
+            command: ["sh", "-c", "exit 1"]
+          containers:
+          - name: app
+            image: podsec-fixture:root
+            command: ["true"]
+        """)
+    assert podsec.run("apply", "-f", pod, env=FAST_BACKOFF).returncode == 0
+    wait_for(lambda: status_of(podsec, "lc-init-loop") == "Init:CrashLoopBackOff", what="Init:CrashLoopBackOff")
+    doc = wait_for(lambda: (d := pod_json(podsec, "lc-init-loop")) and container_status(d, "setup")["restartCount"] >= 2
+                   and d, what="two restarts")
+    assert container_status(doc, "app")["state"]["waiting"]["reason"] == "PodInitializing"
+    assert doc["status"]["phase"] == "Pending"
+    assert podsec.run("delete", "lc-init-loop", "--now").returncode == 0
 
 
 def test_run_refuses_an_invalid_pod(podsec: Podsec, tmp_path: Path) -> None:
@@ -614,3 +694,136 @@ def test_configmap_and_secret_volumes_and_subpath(podsec: Podsec, tmp_path: Path
     assert lines[1:5] == ["..data/app.conf", "port=80", "400", "KEY"]
     assert lines[5] == "port=80"
     assert lines[6] == "touch: /etc/app/x: Read-only file system"
+
+
+# -- a sandbox that cannot be created --------------------------------------------------------------
+
+
+def test_failed_sandbox_stays_container_creating(podsec: Podsec, tmp_path: Path) -> None:
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-nosandbox
+        spec:
+          securityContext:
+            runAsGroup: 3000
+          containers:
+          - name: app
+            image: podsec-fixture:root
+            command: ["id"]
+        """)
+    assert podsec.run("apply", "-f", pod).returncode == 0
+    wait_for(lambda: "FailedCreatePodSandBox" in podsec.run("describe", "lc-nosandbox").stdout, what="the event")
+    row = podsec.run("get", "pods", "lc-nosandbox").stdout.splitlines()[1].split()
+    assert row[1:4] == ["0/1", "ContainerCreating", "0"]
+    described = podsec.run("describe", "pod", "lc-nosandbox").stdout
+    assert ('Failed to create pod sandbox: rpc error: code = Unknown desc = failed to generate sanbdox container '
+            'spec options: failed to generate user string: user group "3000" is specified without user') in described
+    assert podsec.run("delete", "lc-nosandbox").returncode == 0
+    assert_nothing_left(podsec, "lc-nosandbox")
+
+
+def test_image_ls_and_rm(podsec: Podsec, tmp_path: Path) -> None:
+    from imagebuild import D, F, build_image_layout
+
+    layout = build_image_layout(tmp_path / "layout", {"v1": {"Cmd": ["/hello"]}}, [D("etc"), F("hello", "hi")],
+                                name="podsec-test/tiny")
+    loaded = podsec.run("image", "load", str(layout))
+    assert loaded.stdout == "Loaded image: docker.io/podsec-test/tiny:v1\n", loaded.stderr
+    rows = [line.split() for line in podsec.run("image", "ls").stdout.splitlines()]
+    assert rows[0] == ["IMAGE", "TAG", "IMAGE", "ID", "SIZE"]
+    assert next(r for r in rows if r[0].endswith("tiny"))[:2] == ["docker.io/podsec-test/tiny", "v1"]
+    assert podsec.run("image", "rm", "podsec-test/tiny:v1").stdout == "Deleted: docker.io/podsec-test/tiny:v1\n"
+    assert "tiny" not in podsec.run("image", "ls").stdout
+
+
+def test_crun_pod_exec_keeps_the_container_identity(podsec: Podsec, tmp_path: Path) -> None:
+    """``crun exec`` alone would run as uid 0; podsec passes the container's process settings."""
+    if shutil.which("crun") is None:
+        pytest.skip("crun is not installed")
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-crun
+        spec:
+          terminationGracePeriodSeconds: 1
+          securityContext:
+            runAsUser: 1000
+            runAsGroup: 3000
+            fsGroup: 2000
+          containers:
+          - name: app
+            image: podsec-fixture:root
+            command: ["sleep", "60"]
+        """)
+    assert podsec.run("apply", "--runtime", "crun", "-f", pod).returncode == 0
+    wait_for(lambda: status_of(podsec, "lc-crun") == "Running", what="Running")
+    ident = podsec.run("exec", "lc-crun", "--", "id")
+    assert ident.stdout == "uid=1000(app) gid=3000 groups=2000,3000,5000(extra)\n", ident.stderr
+    assert podsec.run("delete", "lc-crun").returncode == 0
+    assert_nothing_left(podsec, "lc-crun")
+
+
+def test_gc_removes_runtime_containers_whose_pod_directory_is_gone(podsec: Podsec, tmp_path: Path) -> None:
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-orphan
+        spec:
+          containers:
+          - name: app
+            image: podsec-fixture:root
+            command: ["sleep", "60"]
+        """)
+    assert podsec.run("apply", "-f", pod).returncode == 0
+    wait_for(lambda: status_of(podsec, "lc-orphan") == "Running", what="Running")
+    uid = pod_json(podsec, "lc-orphan")["metadata"]["uid"]  # type: ignore[index]
+    pid = _owner(podsec, "lc-orphan")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _dead(pid), what="the supervisor to die")
+    pod_dir = podsec.state / "pods" / "default_lc-orphan"
+    for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
+        point = line.split()[4]
+        if point.startswith(str(pod_dir)):
+            subprocess.run(["umount", "-l", point], check=True)
+    shutil.rmtree(pod_dir)
+    assert len(runtime_containers(podsec.state)) == 2
+    gc = podsec.run("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert gc.stdout.count("removed container") == 2
+    assert_nothing_left(podsec, "lc-orphan", uid)
+
+
+def test_memory_emptydir_with_fsgroup_and_claim_dir(podsec: Podsec, tmp_path: Path) -> None:
+    claim = tmp_path / "claim"
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-memvol
+        spec:
+          restartPolicy: Never
+          securityContext:
+            runAsUser: 1000
+            fsGroup: 2000
+          containers:
+          - name: app
+            image: podsec-fixture:root
+            command: ["sh", "-c", "stat -c '%a %u %g' /mem /claim; grep ' /mem ' /proc/self/mounts | cut -d' ' -f3; echo x > /claim/f"]
+            volumeMounts:
+            - {name: mem, mountPath: /mem}
+            - {name: data, mountPath: /claim}
+          volumes:
+          - name: mem
+            emptyDir: {medium: Memory}
+          - name: data
+            persistentVolumeClaim: {claimName: data}
+        """)
+    out = podsec.run("run", "--rm", "--volume-dir", f"data={claim}", "-f", pod)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["3777 0 2000", "2775 0 2000", "tmpfs"]
+    assert (claim / "f").read_text() == "x\n"  # the claim's directory outlives the pod
+    assert (claim / "f").stat().st_gid == 2000

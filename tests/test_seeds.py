@@ -1,7 +1,8 @@
 """The behaviours the seed pages show (shared/seeds/001, 002, 004), each as a named test on real pods.
 
-Seed 001's ``security-demo`` uses ``busybox``, which has no user 1000: the ``nopasswd`` image built
-here (static busybox, no /etc/passwd or /etc/group) reproduces its exact ``id`` line. The conformance
+Seed 001's ``security-demo`` uses ``busybox``, which knows root but no user 1000 and no group 2000 or
+3000: the ``busybox-like`` image built here (static busybox, /etc/passwd and /etc/group with root only)
+reproduces its exact ``id`` and ``ls -l`` lines. The conformance
 fixture image names uid 1000 ``app`` and makes it a member of ``extra`` (5000), so there the same pod
 prints ``uid=1000(app) gid=3000 groups=2000,3000,5000(extra)``.
 """
@@ -14,22 +15,24 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from conftest import Podsec
 from imagebuild import FIXTURE_ENV, D, F, L, build_image_layout, busybox_applets
 
 pytestmark = pytest.mark.runtime
-NOPASSWD = "podsec-test:nopasswd"
+BUSYBOX_LIKE = "podsec-test:busybox-like"
 
 
 @pytest.fixture(scope="module")
 def seeds(podsec: Podsec, tmp_path_factory: pytest.TempPathFactory) -> Podsec:
-    """The session store plus a busybox image without passwd/group files (like busybox:latest)."""
+    """The session store plus an image like busybox:latest: root is the only user and group it names."""
     busybox = Path("/bin/busybox")
-    files = [D("bin"), F("bin/busybox", busybox.read_bytes(), mode=0o755), D("etc"), D("tmp", mode=0o1777)]
+    files = [D("bin"), F("bin/busybox", busybox.read_bytes(), mode=0o755), D("etc"), D("tmp", mode=0o1777),
+             F("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), F("etc/group", "root:x:0:\n")]
     files += [L(f"bin/{a}", "/bin/busybox") for a in busybox_applets(busybox)]
     layout = build_image_layout(
-        tmp_path_factory.mktemp("nopasswd") / "layout",
-        {"nopasswd": {"Env": list(FIXTURE_ENV), "Cmd": ["sh"]}},
+        tmp_path_factory.mktemp("busybox-like") / "layout",
+        {"busybox-like": {"Env": list(FIXTURE_ENV), "Cmd": ["sh"]}},
         files,
         name="podsec-test",
     )
@@ -81,8 +84,8 @@ def security_demo(image: str, script: str) -> str:
 # -- seed 001: security-demo ---------------------------------------------------------------------------
 
 
-def test_seed001_id_without_passwd_entries(seeds: Podsec, tmp_path: Path) -> None:
-    code, out, err = run_pod(seeds, tmp_path, security_demo(NOPASSWD, "id"))
+def test_seed001_id_without_passwd_entries_for_the_ids(seeds: Podsec, tmp_path: Path) -> None:
+    code, out, err = run_pod(seeds, tmp_path, security_demo(BUSYBOX_LIKE, "id"))
     needs_volumes(err)
     assert code == 0, err
     assert out == "uid=1000 gid=3000 groups=2000,3000\n"
@@ -96,24 +99,24 @@ def test_seed001_id_with_the_fixture_image(seeds: Podsec, tmp_path: Path) -> Non
 
 
 def test_seed001_ps_shows_processes_of_uid_1000(seeds: Podsec, tmp_path: Path) -> None:
-    code, out, err = run_pod(seeds, tmp_path, security_demo(NOPASSWD, "sleep 1 & ps"))
+    code, out, err = run_pod(seeds, tmp_path, security_demo(BUSYBOX_LIKE, "sleep 1 & sleep 0.2; ps"))
     needs_volumes(err)
     assert code == 0, err
-    rows = [line.split(None, 3) for line in out.splitlines()[1:]]
-    assert rows and {r[1] for r in rows} == {"1000"}, out
-    assert {"sleep 1", "ps"} <= {r[3] for r in rows}
+    rows = out.splitlines()[1:]  # busybox ps: PID USER [TIME] COMMAND
+    assert rows and {r.split()[1] for r in rows} == {"1000"}, out
+    assert any(r.endswith("sleep 1") for r in rows) and any(r.endswith(" ps") for r in rows), out
 
 
 def test_seed001_fsgroup_emptydir_ownership(seeds: Podsec, tmp_path: Path) -> None:
     script = "ls -la /data; echo hello > /data/demo/testfile; ls -l /data/demo/testfile; stat -c '%a %U %G' /data/demo"
-    code, out, err = run_pod(seeds, tmp_path, security_demo(NOPASSWD, script))
+    code, out, err = run_pod(seeds, tmp_path, security_demo(BUSYBOX_LIKE, script))
     needs_volumes(err)
     assert code == 0, err
     demo = next(line.split() for line in out.splitlines() if line.endswith(" demo"))
     assert demo[0] == "drwxrwsrwx" and demo[2:4] == ["root", "2000"], out
     testfile = next(line.split() for line in out.splitlines() if line.endswith("/data/demo/testfile"))
     assert testfile[0] == "-rw-r--r--" and testfile[2:4] == ["1000", "2000"], out
-    assert out.splitlines()[-1] == "2777 root 2000"
+    assert out.splitlines()[-1] == "2777 root UNKNOWN"  # busybox stat: a gid without a name
 
 
 # -- seed 001 container-security / seed 004 read-only-demo ----------------------------------------------

@@ -8,6 +8,7 @@ and exit status 2 (bad input) rather than kubectl's 1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,12 +71,23 @@ def load_pods(files: tuple[str, ...] | list[str], namespace: str | None = None) 
             spec = obj.obj.get("spec")
             if not isinstance(spec, dict):
                 raise obj.error("spec: Required value", ("spec",))
+            _decode_check(obj, meta, spec)
             if not meta.get("name"):
                 raise obj.error("metadata.name: Required value: name or generateName is required", ("metadata",))
             pods.append(PodRequest(meta, spec, where=f"{obj.source.display}:{obj.line_of()}"))
     for p in pods:
         p.objects = objects
     return pods
+
+
+def _decode_check(obj: Any, metadata: dict[str, Any], spec: dict[str, Any]) -> None:
+    """The API server cannot even decode a wrong type (``runAsUser: "abc"``): bad input, first error."""
+    from podsec.api.types import check_types
+
+    errors = check_types(metadata, spec)
+    if errors:
+        e = errors[0]
+        raise obj.error(e.body(), e.location, field=e.field)
 
 
 def single_pod(files: tuple[str, ...] | list[str], namespace: str | None = None) -> PodRequest:
@@ -97,13 +109,46 @@ def invalid_message(name: str, errors: list[str]) -> str:
     return prefix + "\n" + "\n".join(f"* {e}" for e in errors)
 
 
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
+    "start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and "
+    "end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+
+
+def object_meta_errors(metadata: dict[str, Any]) -> list[str]:
+    """``ValidateObjectMeta`` for what podsec relies on: the name (a DNS subdomain, also a directory name
+    here) and the namespace (a DNS label)."""
+    from podsec.api.fielderror import go_quote
+
+    errors: list[str] = []
+    name = str(metadata.get("name") or "")
+    if len(name) > 253:
+        errors.append(f"metadata.name: Invalid value: {go_quote(name)}: must be no more than 253 characters")
+    elif not _SUBDOMAIN.fullmatch(name):
+        errors.append(f"metadata.name: Invalid value: {go_quote(name)}: {_SUBDOMAIN_MSG}")
+    namespace = str(metadata.get("namespace") or "default")
+    if len(namespace) > 63:
+        errors.append(f"metadata.namespace: Invalid value: {go_quote(namespace)}: must be no more than 63 characters")
+    elif not _LABEL.fullmatch(namespace):
+        errors.append(f"metadata.namespace: Invalid value: {go_quote(namespace)}: {_LABEL_MSG}")
+    return errors
+
+
 def validate(req: PodRequest) -> None:
-    """Refuse the pod as the API server would (all of its errors, in its order)."""
+    """Refuse the pod as the API server would (all of its errors, in its order: object meta first)."""
     from podsec.api.validation import validate_pod
 
-    errs = validate_pod(req.metadata, req.spec)
+    errs = object_meta_errors(req.metadata) + [e.render() for e in validate_pod(req.metadata, req.spec)]
     if errs:
-        raise PodInvalid(invalid_message(req.name, [e.render() for e in errs]))
+        raise PodInvalid(invalid_message(req.name, errs))
 
 
 def check_images(req: PodRequest, store: Any) -> None:

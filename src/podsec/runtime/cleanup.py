@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def _own_cgroup_paths() -> dict[str, str]:
     return out
 
 
-def remove_cgroups(id_prefix: str, report: CleanupReport, *, keep: set[str] = frozenset(),  # type: ignore[assignment]
+def remove_cgroups(id_prefix: str, report: CleanupReport, *, keep: Collection[str] = (),
                    min_age: float = 0.0) -> None:
     """rmdir leftover cgroups named ``<id_prefix>…`` (a runtime killed between create and delete).
 

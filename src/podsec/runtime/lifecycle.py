@@ -31,21 +31,23 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podsec.errors import PodsecError, RuntimeFailure
 from podsec.image.model import ImageInfo
 from podsec.model import ResolvedContainer, ResolvedPod
 from podsec.resolve import format_pod, resolve_pod
-from podsec.runtime import process, sandbox, state
+from podsec.runtime import sandbox, state
 from podsec.runtime.cleanup import CleanupReport, release_mounts, remove_dir
 from podsec.runtime.logs import LogStreamer, wait_readable
 from podsec.runtime.ociruntime import OCIRuntime, signal_pid
-from podsec.runtime.rootfs import mount_overlay
 from podsec.runtime.state import ContainerStatus, PodPaths, PodRecord
 from podsec.runtime.status import go_duration, pod_phase
 from podsec.runtime.volumes import NoVolumes, PodVolumesLike
 from podsec.runtime.volumes import prepare as prepare_volumes
+
+if TYPE_CHECKING:
+    from podsec.runtime import process
 
 BACKOFF_ENV = "PODSEC_BACKOFF_SECONDS"
 DEFAULT_BACKOFF = 10.0
@@ -55,20 +57,25 @@ TERMINATION_MESSAGE_LIMIT = 4096
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
 LOG_POLL = 0.01
+LOG_POLL_IDLE = 0.05
 
 CONFIG_ERROR = "CreateContainerConfigError"
 CREATE_ERROR = "CreateContainerError"
 RUN_ERROR = "RunContainerError"
 
 
-_TRACE = bool(os.environ.get("PODSEC_TRACE"))
-_T0 = time.monotonic()
+_TRACE = os.environ.get("PODSEC_TRACE", "")
 
 
 def trace(message: str) -> None:
-    """``PODSEC_TRACE=1``: timestamps of the loop's steps on stderr (where a slow run spends its time)."""
+    """``PODSEC_TRACE=1``: timestamps of the loop's steps on stderr (where a slow run spends its time);
+    ``PODSEC_TRACE=<epoch seconds>`` (a caller's ``time.time()`` at spawn) counts from then instead."""
     if _TRACE:
-        print(f"podsec-trace {1000 * (time.monotonic() - _T0):8.1f}ms {message}", file=sys.stderr, flush=True)
+        t0 = float(_TRACE) if _TRACE.replace(".", "", 1).isdigit() and float(_TRACE) > 1e9 else _T0
+        print(f"podsec-trace {1000 * (time.time() - t0):8.1f}ms {message}", file=sys.stderr, flush=True)
+
+
+_T0 = time.time()
 
 
 class _StartError(Exception):
@@ -122,7 +129,6 @@ class PodContext:
 
     paths: PodPaths
     record: PodRecord
-    runtime: OCIRuntime
     store: Any  # podsec.image.store.ImageStore (imported lazily)
     resolved: ResolvedPod
     images: dict[str, ImageInfo]
@@ -146,6 +152,8 @@ class PodContext:
 
 def open_pod(paths: PodPaths, record: PodRecord, store: Any = None) -> PodContext:
     """Re-resolve a recorded pod against the image store, as the kubelet does on every sync."""
+    from podsec.runtime import process
+
     if store is None:
         from podsec.image.store import ImageStore
 
@@ -163,10 +171,13 @@ def open_pod(paths: PodPaths, record: PodRecord, store: Any = None) -> PodContex
         if c.name in images:
             c.image_id = images[c.name].config_digest
     resolved = resolve_pod(record.metadata, record.spec, by_ref.get)
+    record.resolved = resolved_summary(resolved)
+    if not record.host_ip:
+        record.host_ip = sandbox.node_ip()
     facts = process.PodFacts(record.metadata, record.spec, record.node_name, record.pod_ip, record.host_ip)
     hostname = sandbox.pod_hostname(record.metadata, record.spec, record.node_name)
     objects = process.Objects.from_documents(record.objects, record.namespace)
-    return PodContext(paths, record, OCIRuntime(record.runtime), store, resolved, images, objects, facts, hostname)
+    return PodContext(paths, record, store, resolved, images, objects, facts, hostname)
 
 
 def resolved_summary(pod: ResolvedPod) -> dict[str, Any]:
@@ -199,12 +210,15 @@ def grace_period(record: PodRecord, paths: PodPaths) -> float:
 class PodRunner:
     """Runs one pod to completion (or until stopped), keeping ``pod.json`` current."""
 
-    def __init__(self, ctx: PodContext, *, sink: LogStreamer | None = None, timeout: float | None = None,
-                 remove: bool = False) -> None:
-        self.ctx = ctx
+    def __init__(self, paths: PodPaths, record: PodRecord, *, store: Any = None, sink: LogStreamer | None = None,
+                 timeout: float | None = None, remove: bool = False) -> None:
+        self.paths = paths
+        self.rec = record
+        self.store = store
+        self.runtime = OCIRuntime(record.runtime)
+        self._ctx: PodContext | None = None
         self.remove = remove
-        self.rec = ctx.record
-        self.paths = ctx.paths
+        self.abandoned = False
         self.sink = sink
         self.deadline = time.monotonic() + timeout if timeout else None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -218,8 +232,16 @@ class PodRunner:
         self.pod_label = format_pod(self.rec.metadata)
         self.prepared: dict[str, Any] = {}
         self.dirty = False
+        self._quiet = 0
         self.report = CleanupReport()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    @property
+    def ctx(self) -> PodContext:
+        """The pod as resolved against its images; opened while the sandbox is being created."""
+        if self._ctx is None:
+            self._ctx = open_pod(self.paths, self.rec, self.store)
+        return self._ctx
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -245,10 +267,12 @@ class PodRunner:
 
     def _wait(self, timeout: float | None) -> None:
         """Block until a signal (SIGCHLD: a runtime exited) or ``timeout``; log copying polls every
-        ``LOG_POLL`` seconds (inotify would do, but closing an inotify fd costs ~10ms on exit)."""
+        ``LOG_POLL`` seconds, ``LOG_POLL_IDLE`` once the containers have been quiet for a second
+        (inotify would do, but closing an inotify fd costs ~10ms on the way out)."""
         self.flush()
         if self.sink is not None:
-            timeout = LOG_POLL if timeout is None else min(timeout, LOG_POLL)
+            poll = LOG_POLL if self._quiet < 100 else LOG_POLL_IDLE  # slower after ~1s without output
+            timeout = poll if timeout is None else min(timeout, poll)
         if self.deadline is not None:
             left = max(self.deadline - time.monotonic(), 0.0)
             timeout = left if timeout is None else min(timeout, left)
@@ -260,7 +284,7 @@ class PodRunner:
             for name in self.procs:
                 if name not in self.sink.enabled and (self.paths.container_dir(name) / "bundle" / "pid").exists():
                     self.sink.enabled.add(name)
-            self.sink.pump()
+            self._quiet = 0 if self.sink.pump() else self._quiet + 1
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -319,7 +343,7 @@ class PodRunner:
             if c.state == "terminated" and self.policy == "Never":
                 return False, None
             wake = self._start_or_wait(c, now)
-            return True, wake
+            return c.name not in self.stuck, wake
         active = False
         wake: float | None = None
         for c in self.rec.app_containers:
@@ -331,7 +355,7 @@ class PodRunner:
             if c.state == "terminated" and not self._should_restart(c):
                 continue
             when = self._start_or_wait(c, now)
-            active = True
+            active = active or c.name not in self.stuck
             if when is not None:
                 wake = when if wake is None else min(wake, when)
         return active, wake
@@ -369,6 +393,8 @@ class PodRunner:
                 self._to_waiting(c, "", "")
             c.restart_count += 1
         self._start(c)
+        if c.state == "waiting" and c.name not in self.stuck:
+            return self._start_or_wait(c, time.time())  # the start failed: back off (the entry exists now)
         return None
 
     def _to_waiting(self, c: ContainerStatus, reason: str, message: str) -> None:
@@ -401,7 +427,7 @@ class PodRunner:
             return
         c.state, c.reason, c.message = "running", "", ""
         c.started_at = time.time()
-        c.ready = True
+        c.ready = c.kind != "init"  # an init container is ready once it has completed (no probes here)
         self.rec.event("Normal", "Pulled", f'Container image "{c.image}" already present on machine')
         self.rec.event("Normal", "Created", f"Created container {c.name}")
         self.rec.event("Normal", "Started", f"Started container {c.name}")
@@ -412,6 +438,9 @@ class PodRunner:
 
         Returns the :class:`podsec.oci.ContainerPlan` (its ``sandbox_pid`` is set at launch).
         """
+        from podsec.runtime import process
+        from podsec.runtime.rootfs import mount_overlay
+
         ctx = self.ctx
         rc = ctx.resolved_container(c.name)
         if rc.run_as_non_root.ok is False:
@@ -485,11 +514,11 @@ class PodRunner:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             self.log_offsets[c.name] = os.fstat(fd).st_size
-            self.procs[c.name] = self.ctx.runtime.run(c.runtime_id, bundle, bundle / "pid", fd,
+            self.procs[c.name] = self.runtime.run(c.runtime_id, bundle, bundle / "pid", fd,
                                                       bundle / "runtime.log")
             trace(f"{c.name}: runtime started")
         except OSError as e:
-            raise _StartError(RUN_ERROR, f"cannot run {self.ctx.runtime.name}: {e.strerror}") from None
+            raise _StartError(RUN_ERROR, f"cannot run {self.runtime.name}: {e.strerror}") from None
         finally:
             os.close(fd)
         c.pid = None
@@ -514,7 +543,7 @@ class PodRunner:
     def _on_exit(self, c: ContainerStatus, code: int) -> None:
         trace(f"{c.name}: exited {code}")
         bundle = self.paths.container_dir(c.name) / "bundle"
-        error = self.ctx.runtime.start_error(bundle / "runtime.log")
+        error = self.runtime.start_error(bundle / "runtime.log")
         if error and not (bundle / "pid").exists():
             # The runtime printed its error into the container's log: roll that back.
             with contextlib.suppress(OSError):
@@ -534,7 +563,7 @@ class PodRunner:
         c.exit_code = code
         c.reason = "Completed" if code == 0 else "Error"
         c.finished_at = time.time()
-        c.ready = False
+        c.ready = c.kind == "init" and code == 0
         c.pid = None
         c.message = self._termination_message(c, code)
         self.save()
@@ -562,38 +591,46 @@ class PodRunner:
         self.save()
 
     def _start_sandbox(self) -> bool:
+        """RunPodSandbox. The sandbox only needs the pod-level settings, so it is launched before the
+        images are even looked at; opening them and preparing the first containers overlaps its creation."""
         trace("sandbox: starting")
-        ctx = self.ctx
-        pod = ctx.resolved
+        pod = resolve_pod(self.rec.metadata, self.rec.spec, None)
         if pod.sandbox_error:
             self._sandbox_failed(pod.sandbox_error)
             return False
+        hostname = sandbox.pod_hostname(self.rec.metadata, self.rec.spec, self.rec.node_name)
         try:
-            sandbox.write_pod_files(self.paths, ctx.hostname, self.rec.pod_ip, self.rec.spec)
+            sandbox.write_pod_files(self.paths, hostname, self.rec.pod_ip, self.rec.spec)
             if not pod.host_ipc:
                 sandbox.mount_shm(self.paths)
             rootfs = sandbox.pause_rootfs(self.paths.state_root)
-            spec = sandbox.build_spec(pod, self.rec.spec, rootfs, ctx.hostname, self.paths)
-            proc = sandbox.launch(ctx.runtime, self.paths, self.rec.sandbox_id, spec)
+            spec = sandbox.build_spec(pod, self.rec.spec, rootfs, hostname, self.paths)
+            proc = sandbox.launch(self.runtime, self.paths, self.rec.sandbox_id, spec)
             trace("sandbox: runtime started")
         except PodsecError as e:
             self._sandbox_failed(e.message)
             return False
         try:
-            # Prepared while the runtime creates the sandbox: volumes and the image rootfs caches.
-            self.volumes = prepare_volumes(pod, self.rec.spec, self.rec.metadata, self.paths.dir,
+            try:
+                ctx = self.ctx
+            except PodsecError:
+                self.abandoned = True  # e.g. an image that is not in the store: the pod never existed
+                raise
+            self.volumes = prepare_volumes(ctx.resolved, self.rec.spec, self.rec.metadata, self.paths.dir,
                                            self.rec.objects, self.rec.volume_dirs)
             self._prepare_ahead()
             trace("containers prepared")
         except PodsecError as e:
             with contextlib.suppress(PodsecError):
-                self.sandbox = sandbox.wait_started(ctx.runtime, self.paths, self.rec.sandbox_id, proc)
+                self.sandbox = sandbox.wait_started(self.runtime, self.paths, self.rec.sandbox_id, proc)
+            if self.abandoned:
+                raise
             self.rec.message = e.message
             self.rec.event("Warning", "FailedMount", f"Unable to attach or mount volumes: {e.message}")
             self.save()
             return False
         try:
-            self.sandbox = sandbox.wait_started(ctx.runtime, self.paths, self.rec.sandbox_id, proc)
+            self.sandbox = sandbox.wait_started(self.runtime, self.paths, self.rec.sandbox_id, proc)
             trace(f"sandbox pid {self.sandbox.pid}")
             if not pod.host_network:
                 sandbox.loopback_up(self.sandbox.pid)
@@ -613,7 +650,7 @@ class PodRunner:
             c = self.rec.container(name)
             self.rec.event("Normal", "Killing", f"Stopping container {name}")
             if not signal_pid(self._pid(c), signal.SIGTERM):
-                self.ctx.runtime.kill(c.runtime_id, signal.SIGTERM)
+                self.runtime.kill(c.runtime_id, signal.SIGTERM)
         self.save()
         end = time.monotonic() + grace
         while self.procs and time.monotonic() < end:
@@ -622,8 +659,8 @@ class PodRunner:
         for name in list(self.procs):
             c = self.rec.container(name)
             if not signal_pid(self._pid(c), signal.SIGKILL):
-                self.ctx.runtime.kill(c.runtime_id, signal.SIGKILL)
-        for name, proc in list(self.procs.items()):
+                self.runtime.kill(c.runtime_id, signal.SIGKILL)
+        for proc in list(self.procs.values()):
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -653,14 +690,14 @@ class PodRunner:
         except subprocess.TimeoutExpired:
             sbx.proc.kill()
             sbx.proc.wait()
-            self.ctx.runtime.delete(sbx.cid)
+            self.runtime.delete(sbx.cid)
 
     def _finish(self) -> None:
         """Stop whatever runs and release every mount; remove the pod directory when the pod is deleted
         (or ``remove`` was asked), otherwise keep the record and logs for ``get``/``describe``/``logs``."""
         trace(f"finish ({self.stop_reason or 'done'})")
         deleting = self.stop_reason in ("delete", "interrupt") or self.paths.delete_request.exists()
-        remove = deleting or self.remove
+        remove = deleting or self.remove or self.abandoned
         report = CleanupReport()
         sbx = None
         try:
@@ -676,7 +713,7 @@ class PodRunner:
                 self.sink.finish()
             try:
                 self.volumes.teardown()
-            except Exception as e:  # noqa: BLE001 - the generic unmount below still runs
+            except Exception as e:
                 report.problems.append(f"volume teardown: {e}")
             release_mounts(self.paths.dir, report)
             trace("mounts released")
@@ -702,7 +739,7 @@ class PodRunner:
 
 
 def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: str, runtime: str,
-               volume_dirs: dict[str, str], mode: str, node_name: str, host_ip: str) -> PodRecord:
+               volume_dirs: dict[str, str], mode: str, node_name: str) -> PodRecord:
     """A fresh record for a validated pod: uid filled in, every container waiting."""
     meta = dict(metadata)
     meta.setdefault("namespace", "default")
@@ -719,8 +756,8 @@ def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: s
         volume_dirs=volume_dirs,
         mode=mode,
         node_name=node_name,
-        host_ip=host_ip,
-        pod_ip=host_ip if host_network else sandbox.POD_IP,
+        host_ip=sandbox.node_ip() if host_network else "",  # else looked up while the sandbox starts
+        pod_ip=sandbox.node_ip() if host_network else sandbox.POD_IP,
     )
     record.sandbox_id = state.runtime_id(record.uid)
     has_init = bool(spec.get("initContainers"))

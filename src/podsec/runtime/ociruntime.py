@@ -123,9 +123,21 @@ class OCIRuntime:
             return []
         return [d for d in doc or () if isinstance(d, dict)]
 
-    def exec_argv(self, cid: str, command: list[str], *, tty: bool = False) -> list[str]:
-        """``exec`` inherits the container's user, groups, capabilities and env, as ``kubectl exec`` does."""
-        return self.argv("exec", *(["--tty"] if tty else []), cid, *command)
+    def exec_argv(self, cid: str, bundle: Path, command: list[str], *, tty: bool = False) -> tuple[list[str], int]:
+        """``exec`` with the container's own process settings (user, groups, capabilities, env, cwd), as
+        ``kubectl exec`` gets them from containerd; only args and the terminal change.
+
+        The process is passed explicitly with ``--process``: crun 1.8 would otherwise run the command as
+        uid 0 without the container's groups. Returns the argv and the (inheritable) fd holding the
+        process JSON, which must stay open until the runtime has started.
+        """
+        process = json.loads((bundle / "config.json").read_text())["process"]
+        process["args"] = list(command)
+        process["terminal"] = tty
+        fd = os.memfd_create("podsec-exec", 0)  # no MFD_CLOEXEC: the runtime opens it after exec()
+        os.write(fd, json.dumps(process).encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+        return self.argv("exec", "--process", f"/proc/self/fd/{fd}", cid), fd
 
 
 def signal_pid(pid: int | None, sig: int) -> bool:

@@ -12,16 +12,17 @@ Pure functions of the pod spec, the image config and the ConfigMaps/Secrets give
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from podsec.image.model import ImageInfo
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
@@ -104,6 +105,9 @@ class Objects:
 
 def secret_data(doc: dict) -> dict[str, str]:
     """A Secret's values as text: ``data`` base64-decoded, then ``stringData`` on top (the API server's merge)."""
+    import base64
+    import binascii
+
     out: dict[str, str] = {}
     data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
     for k, v in data.items():
@@ -119,16 +123,19 @@ def secret_data(doc: dict) -> dict[str, str]:
 
 # -- resources (resourceFieldRef) ----------------------------------------------------------------
 
-_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+_SUFFIX: dict[str, tuple[int, int]] = {
+    "Ki": (2**10, 1), "Mi": (2**20, 1), "Gi": (2**30, 1), "Ti": (2**40, 1), "Pi": (2**50, 1), "Ei": (2**60, 1),
+    "n": (1, 10**9), "u": (1, 10**6), "m": (1, 1000), "": (1, 1),
+    "k": (10**3, 1), "M": (10**6, 1), "G": (10**9, 1), "T": (10**12, 1), "P": (10**15, 1), "E": (10**18, 1),
 }  # fmt: skip
+"""Suffix → (numerator, denominator) of its multiplier."""
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
 
 
 def parse_quantity(value: object) -> Fraction | None:
     """A Kubernetes resource quantity (``500m``, ``64Mi``, ``1e3``, ``2``) as an exact number."""
+    from fractions import Fraction
+
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -144,11 +151,14 @@ def parse_quantity(value: object) -> Fraction | None:
         return None
     if m.group(2):
         return number * Fraction(10) ** int(m.group(2)[1:])
-    return number * _SUFFIX[m.group(3) or ""]
+    num, den = _SUFFIX[m.group(3) or ""]
+    return number * Fraction(num, den)
 
 
 def node_allocatable() -> dict[str, Fraction]:
     """What the kubelet fills in for unset limits: the node's CPUs, memory and root disk."""
+    from fractions import Fraction
+
     out: dict[str, Fraction] = {"cpu": Fraction(os.cpu_count() or 1)}
     try:
         with open("/proc/meminfo") as fh:
@@ -168,6 +178,8 @@ def node_allocatable() -> dict[str, Fraction]:
 
 def resource_value(container: dict, resource: str, divisor: object) -> str:
     """kubelet ``ExtractContainerResourceValue`` with unset limits taken from the node (best effort)."""
+    from fractions import Fraction
+
     kind, _, res = resource.partition(".")
     resources = container.get("resources") if isinstance(container.get("resources"), dict) else {}
     limits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
@@ -244,7 +256,9 @@ def _ref(src: object) -> dict:
     return src if isinstance(src, dict) else {}
 
 
-def kubelet_env(container: dict, facts: PodFacts, objects: Objects, all_containers: Iterable[dict] = ()) -> dict[str, str]:
+def kubelet_env(
+    container: dict, facts: PodFacts, objects: Objects, all_containers: Iterable[dict] = ()
+) -> dict[str, str]:
     """The env the kubelet sends over CRI (insertion order kept; the kubelet's map order is random).
 
     Raises :class:`ConfigError` with the kubelet's message when a non-optional source is missing.
@@ -318,12 +332,11 @@ def process_args(container: dict, image: ImageInfo | None, kube_env: dict[str, s
     mapping = mapping_for(kube_env)
     command = [expand(str(c), mapping) for c in container.get("command") or ()]
     args = [expand(str(a), mapping) for a in container.get("args") or ()]
-    if not command:
-        if not args and image is not None and image.cmd:
+    if not command and image is not None:  # the kubelet sends an empty command as nil
+        if not args and image.cmd:
             args = list(image.cmd)
-        if container.get("command") is None and image is not None and image.entrypoint:
-            if not (len(image.entrypoint) == 1 and image.entrypoint[0] == ""):
-                command = list(image.entrypoint)
+        if image.entrypoint and image.entrypoint != ("",):
+            command = list(image.entrypoint)
     return command + args
 
 

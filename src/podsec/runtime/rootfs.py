@@ -3,10 +3,16 @@ per-container upper directory, like containerd's overlayfs snapshotter.
 
 The overlay itself is always writable, as containerd's snapshot is: the runtime must create mount
 points in it. ``readOnlyRootFilesystem`` is enforced by the spec's ``root.readonly``.
+
+The overlay is mounted ``volatile`` (Linux >= 5.10): a writable layer lives only as long as its
+container, so syncing it is pointless, and without the option every unmount syncs the whole upper
+filesystem (tens of milliseconds on a busy disk). ``sync`` inside a container is then a no-op for the
+rootfs; volumes are unaffected.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -39,7 +45,12 @@ def mount_overlay(lower: Path, container_dir: Path) -> Path:
     os.chmod(upper, 0o755)  # the root of the container's view: "/" keeps the image's 0755
     options = f"lowerdir={_check(lower)},upperdir={_check(upper)},workdir={_check(work)}"
     try:
-        mount("overlay", rootfs, "overlay", 0, options)
+        try:
+            mount("overlay", rootfs, "overlay", 0, options + ",volatile")
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # a kernel before 5.10 has no "volatile"
+                raise
+            mount("overlay", rootfs, "overlay", 0, options)
     except OSError as e:
         raise RuntimeFailure(f"cannot mount the container's overlay rootfs: {e.strerror}") from e
     return rootfs

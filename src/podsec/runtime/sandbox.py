@@ -14,16 +14,10 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import fcntl
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +47,8 @@ def pause_rootfs(state_root: Path) -> Path:
         return rootfs
     if not BUSYBOX.is_file():
         raise RuntimeFailure(f"{BUSYBOX} (a static busybox) is needed for the pod sandbox")
+    import tempfile
+
     state_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=state_root, prefix=".pause-"))
     try:
@@ -76,6 +72,18 @@ def pause_rootfs(state_root: Path) -> Path:
 
 
 # -- per-pod files -------------------------------------------------------------------------------
+
+
+def node_ip() -> str:
+    """The node's address (status.hostIP): the source address of its default route; nothing is sent."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("198.51.100.1", 9))  # TEST-NET-2: only selects a route
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
 
 
 def pod_hostname(metadata: dict, spec: dict, node_name: str) -> str:
@@ -190,6 +198,11 @@ _IFREQ = "16sh22x"
 
 def _loopback_up_in(pid: int) -> None:
     """In a thread that joined the pod's network namespace: set ``lo`` UP if it is not."""
+    import ctypes
+    import fcntl
+    import socket
+    import struct
+
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -207,6 +220,8 @@ def _loopback_up_in(pid: int) -> None:
 def loopback_up(pid: int) -> None:
     """Bring the pod's ``lo`` up (what a CNI loopback plugin does). runc already does it for a new netns,
     crun may not; a thread that joins the netns avoids an ``nsenter ip`` fork on the hot path."""
+    import threading
+
     errors: list[BaseException] = []
 
     def work() -> None:

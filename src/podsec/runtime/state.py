@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ ID_PREFIX = "podsec-"
 
 def new_uid() -> str:
     """A pod uid like the API server's (a random UUID)."""
+    import uuid  # imports platform: only when a pod is created
+
     return str(uuid.uuid4())
 
 

@@ -25,11 +25,10 @@ def main(argv: list[str]) -> int:
         print(f"{time.ctime()}: no pod record in {paths.dir}", file=sys.stderr)
         return 1
     from podsec.errors import PodsecError
-    from podsec.runtime.lifecycle import PodRunner, open_pod
+    from podsec.runtime.lifecycle import PodRunner
 
     try:
-        ctx = open_pod(paths, record)
-        PodRunner(ctx).run()
+        PodRunner(paths, record).run()
     except PodsecError as e:
         print(f"{time.ctime()}: {e.render()}", file=sys.stderr)
         _give_up(paths, record, e.message)

@@ -12,7 +12,10 @@ Differences from the kubelet, all deliberate:
 * chmod of non-directories uses ``fchmodat2(AT_SYMLINK_NOFOLLOW)`` (or an ``O_PATH`` fallback), so a
   file swapped for a symlink between the stat and the chmod is never followed;
 * a directory that turned into a symlink between ``readdir`` and ``open`` is treated as a leaf
-  (the kubelet would follow it).
+  (the kubelet would follow it);
+* a walk still running after 50 ms forks worker processes for the remaining subdirectories of the
+  directory it is in (syscall-bound work; Python threads would fight over the GIL). Post-order is kept:
+  a directory is processed only after every worker that handled its children has finished.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import ctypes
 import errno
 import logging
 import os
+import select
 import stat
 import threading
 import time
@@ -44,12 +48,19 @@ FIRST_PROGRESS_AFTER = 30.0
 PROGRESS_EVERY = 60.0
 """Seconds between later progress reports."""
 
+PARALLEL_AFTER = 0.05
+"""A walk still busy after this many seconds is split across worker processes (small trees never fork)."""
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_OPEN_DEPTH = 48
 """Ancestor directory fds kept open; deeper ones are closed and reopened through ``..`` (verified)."""
-_CHECK_CLOCK_EVERY = 2048
+_CHECK_CLOCK_EVERY = 1024
+_MAX_JOBS = 8192
+"""Job ids are 4-byte records in a pipe filled before forking; 8192 of them fit in the default 64 KiB."""
+_LEAF_CHUNK = 1024
 
 ProgressFn = Callable[[int], None]
+WarnFn = Callable[[str], None]
 LeafFn = Callable[[int, str, os.stat_result, str], None]
 DirFn = Callable[[int, os.stat_result, str], None]
 
@@ -59,27 +70,30 @@ DirFn = Callable[[int, os.stat_result, str], None]
 
 
 _AT_SYMLINK_NOFOLLOW = 0x100
-_SYS_FCHMODAT2 = 452  # the same number on every Linux architecture (added in 6.6)
+_SYS_FCHMODAT2 = 452  # the same number on every Linux architecture (added in Linux 6.6)
 _fchmodat2: Callable[..., int] | None = None
 _fchmodat2_probed = False
 _probe_lock = threading.Lock()
 
 
 def _probe_fchmodat2() -> Callable[..., int] | None:
-    """Return a ctypes handle for ``fchmodat2`` when the kernel has it (once per process)."""
+    """Return libc's ``syscall`` when the kernel has ``fchmodat2`` (probed once per process).
+
+    No ``argtypes`` on purpose: they triple the per-call cost, and libffi widens the int arguments
+    the way the variadic ``syscall(long, ...)`` reads them.
+    """
     global _fchmodat2, _fchmodat2_probed
     with _probe_lock:
         if _fchmodat2_probed:
             return _fchmodat2
-        _fchmodat2_probed = True
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             fn = libc.syscall
             fn.restype = ctypes.c_long
-            fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint, ctypes.c_int]
             fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                # An invalid flag: EINVAL proves the syscall exists, ENOSYS that it does not.
+                # An unknown flag: EINVAL proves the syscall exists, ENOSYS that it does not.
+                ctypes.set_errno(0)
                 fn(_SYS_FCHMODAT2, fd, b".", 0, 0x40000000)
                 if ctypes.get_errno() == errno.EINVAL:
                     _fchmodat2 = fn
@@ -87,6 +101,7 @@ def _probe_fchmodat2() -> Callable[..., int] | None:
                 os.close(fd)
         except (OSError, AttributeError):
             _fchmodat2 = None
+        _fchmodat2_probed = True
         return _fchmodat2
 
 
@@ -98,7 +113,7 @@ def chmod_nofollow(dir_fd: int, name: str, mode: int) -> None:
     """
     fn = _fchmodat2 if _fchmodat2_probed else _probe_fchmodat2()
     if fn is not None:
-        if fn(_SYS_FCHMODAT2, dir_fd, os.fsencode(name), mode, _AT_SYMLINK_NOFOLLOW) != 0:
+        if fn(_SYS_FCHMODAT2, dir_fd, name.encode("utf-8", "surrogateescape"), mode, _AT_SYMLINK_NOFOLLOW):
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), name)
         return
@@ -116,6 +131,8 @@ def chmod_nofollow(dir_fd: int, name: str, mode: int) -> None:
 
 
 class _Frame:
+    """One open directory of the walk: its fd, its stat and the entries still to visit."""
+
     __slots__ = ("entries", "fd", "key", "path", "st")
 
     def __init__(self, fd: int, st: os.stat_result, path: str) -> None:
@@ -132,126 +149,317 @@ def _list_dir(fd: int) -> list[tuple[str, bool]]:
         return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
 
 
-class _Progress:
-    """Calls ``progress(count)`` after ``first`` seconds, then every ``every`` seconds."""
+class _WalkAbort(Exception):
+    """An lstat/readdir failure: the kubelet aborts the whole walk with it."""
 
-    __slots__ = ("callback", "count", "every", "next_at", "next_check")
 
-    def __init__(self, callback: ProgressFn | None, first: float, every: float) -> None:
-        self.callback = callback
+class _Walker:
+    """Post-order, symlink-safe tree walk with progress reports and an adaptive process split."""
+
+    def __init__(
+        self,
+        root: Path,
+        on_leaf: LeafFn,
+        on_dir: DirFn,
+        progress: ProgressFn | None = None,
+        *,
+        first_progress_after: float = FIRST_PROGRESS_AFTER,
+        progress_every: float = PROGRESS_EVERY,
+        workers: int | None = 1,
+    ) -> None:
+        self.root_s = os.fspath(root)
+        self.on_leaf = on_leaf
+        self.on_dir = on_dir
+        self.progress = progress
         self.count = 0
-        self.every = every
-        self.next_at = time.monotonic() + first
-        self.next_check = _CHECK_CLOCK_EVERY if callback is not None else -1
+        self.started = time.monotonic()
+        self.next_report = self.started + first_progress_after
+        self.report_every = progress_every
+        self.next_check = _CHECK_CLOCK_EVERY
+        if workers is None:
+            workers = min(os.cpu_count() or 1, 8)
+        self.workers = workers
+        self.split_at = self.started + PARALLEL_AFTER
+        self.child_report: Callable[[int], None] | None = None
 
-    def tick(self) -> None:
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
         self.count += 1
-        if self.count == self.next_check:
-            self.next_check += _CHECK_CLOCK_EVERY
-            now = time.monotonic()
-            if now >= self.next_at and self.callback is not None:
-                self.next_at = now + self.every
-                self.callback(self.count)
+        if self.count >= self.next_check:
+            self.next_check = self.count + _CHECK_CLOCK_EVERY
+            self._clock()
+
+    def _clock(self) -> None:
+        now = time.monotonic()
+        if self.child_report is not None:
+            self.child_report(self.count)
+        elif self.progress is not None and now >= self.next_report:
+            self.next_report = now + self.report_every
+            self.progress(self.count)
+
+    def _error(self, dir_path: str, name: str, op: str, e: OSError) -> _WalkAbort:
+        where = f"{dir_path}/{name}" if name else dir_path
+        return _WalkAbort(f"cannot walk volume {self.root_s}: {op} {where}: {e.strerror}")
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Walk the whole tree; returns the number of paths processed."""
+        root_s = self.root_s
+        try:
+            try:
+                rst = os.lstat(root_s)
+            except OSError as e:
+                raise self._error(root_s, "", "lstat", e) from e
+            if not stat.S_ISDIR(rst.st_mode):
+                parent = os.path.dirname(root_s) or "."
+                pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    self.on_leaf(pfd, os.path.basename(root_s), rst, parent)
+                finally:
+                    os.close(pfd)
+                self._tick()
+                return self.count
+            try:
+                rfd = os.open(root_s, _DIR_FLAGS)
+            except OSError as e:
+                raise self._error(root_s, "", "open", e) from e
+            self._walk_fd(rfd, root_s, allow_split=True)
+        except _WalkAbort as e:
+            raise RuntimeFailure(str(e)) from None
+        return self.count
+
+    def _leaf(self, fd: int, name: str, dir_path: str) -> None:
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as e:
+            raise self._error(dir_path, name, "lstat", e) from e
+        self.on_leaf(fd, name, st, dir_path)
+        self._tick()
+
+    def _subdir(self, fd: int, name: str, dir_path: str) -> int | None:
+        """Open a child directory without following links; None if it is no longer a directory."""
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                # Swapped for a symlink or a file since readdir: visit it as a leaf, never follow it.
+                self._leaf(fd, name, dir_path)
+                return None
+            raise self._error(dir_path, name, "open", e) from e
+
+    def _walk_fd(self, fd: int, path: str, *, allow_split: bool) -> None:
+        """Walk the subtree of the open directory ``fd`` (closed on return), post-order."""
+        stack: list[_Frame] = []
+        try:
+            try:
+                stack.append(_Frame(fd, os.fstat(fd), path))
+            except OSError as e:
+                os.close(fd)
+                raise self._error(path, "", "readdir", e) from e
+            while stack:
+                top = stack[-1]
+                tfd = top.fd
+                assert tfd is not None
+                descended = False
+                for name, is_dir in top.entries:
+                    if is_dir:
+                        cfd = self._subdir(tfd, name, top.path)
+                        if cfd is None:
+                            continue
+                        cpath = top.path + "/" + name
+                        try:
+                            frame = _Frame(cfd, os.fstat(cfd), cpath)
+                        except OSError as e:
+                            os.close(cfd)
+                            raise self._error(cpath, "", "readdir", e) from e
+                        stack.append(frame)
+                        if len(stack) > _MAX_OPEN_DEPTH:
+                            old = stack[-_MAX_OPEN_DEPTH - 1]
+                            if old.fd is not None:
+                                os.close(old.fd)
+                                old.fd = None
+                        descended = True
+                        break
+                    self._leaf(tfd, name, top.path)
+                if descended:
+                    continue
+                stack.pop()
+                self.on_dir(tfd, top.st, top.path)
+                self._tick()
+                if stack:
+                    parent = stack[-1]
+                    if parent.fd is None:
+                        parent.fd = self._reopen_parent(tfd, parent)
+                    if allow_split and self.workers > 1 and time.monotonic() >= self.split_at:
+                        self._maybe_split(parent)
+                os.close(tfd)
+                top.fd = None
+        finally:
+            for frame in stack:
+                if frame.fd is not None:
+                    os.close(frame.fd)
+
+    def _reopen_parent(self, child_fd: int, parent: _Frame) -> int:
+        """Reopen a closed ancestor through ``..`` and make sure it is still the same directory."""
+        try:
+            pfd = os.open("..", _DIR_FLAGS, dir_fd=child_fd)
+            st = os.fstat(pfd)
+        except OSError as e:
+            raise self._error(parent.path, "", "reopen", e) from e
+        if (st.st_dev, st.st_ino) != parent.key:
+            os.close(pfd)
+            raise _WalkAbort(f"cannot walk volume {self.root_s}: {parent.path} was moved during the walk")
+        return pfd
+
+    # -- process split --------------------------------------------------------------------------
+
+    def _maybe_split(self, frame: _Frame) -> None:
+        """Hand the rest of ``frame``'s entries to worker processes if that is worth and safe."""
+        rest = list(frame.entries)
+        frame.entries = iter(rest)
+        subdirs = sum(1 for _, is_dir in rest if is_dir)
+        if subdirs < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
+            return
+        self.split_at = float("inf")  # one split per walk is enough to use every CPU
+        frame.entries = iter(())
+        assert frame.fd is not None
+        self._run_parallel(frame.fd, frame.path, rest)
+
+    def _run_parallel(self, fd: int, path: str, entries: list[tuple[str, bool]]) -> None:
+        dirs = [name for name, is_dir in entries if is_dir]
+        leaves = [name for name, is_dir in entries if not is_dir]
+        jobs: list[tuple[bool, list[str]]] = []
+        per = max(1, -(-len(dirs) // (_MAX_JOBS // 2)))
+        jobs += [(True, dirs[i : i + per]) for i in range(0, len(dirs), per)]
+        jobs += [(False, leaves[i : i + _LEAF_CHUNK]) for i in range(0, len(leaves), _LEAF_CHUNK)]
+        nworkers = min(self.workers, len(jobs))
+        job_r, job_w = os.pipe2(os.O_CLOEXEC)
+        res_r, res_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            os.write(job_w, b"".join(i.to_bytes(4, "little") for i in range(len(jobs))))
+        finally:
+            os.close(job_w)
+        pids: list[int] = []
+        try:
+            for _ in range(nworkers):
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - runs in the child
+                    os.close(res_r)
+                    self._child_main(fd, path, jobs, job_r, res_w)
+                pids.append(pid)
+        finally:
+            os.close(job_r)
+            os.close(res_w)
+        try:
+            error = self._collect(res_r)
+        finally:
+            os.close(res_r)
+            failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
+        if error is None and failed:
+            error = f"cannot walk volume {self.root_s}: a worker process failed"
+        if error is not None:
+            raise _WalkAbort(error)
+
+    def _collect(self, res_r: int) -> str | None:
+        """Read worker records: ``P<count>`` progress, ``W<text>`` warning, ``E<text>`` abort."""
+        base = self.count
+        counts: dict[int, int] = {}
+        error: str | None = None
+        buf = b""
+        while True:
+            timeout = max(0.0, self.next_report - time.monotonic()) if self.progress else None
+            ready, _, _ = select.select([res_r], [], [], timeout)
+            if ready:
+                chunk = os.read(res_r, 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    kind, body = line[:1], line[1:]
+                    if kind == b"P":
+                        wid, _, n = body.partition(b" ")
+                        counts[int(wid)] = int(n)
+                    elif kind == b"W":
+                        log.warning("%s", body.decode("utf-8", "replace"))
+                    elif kind == b"E" and error is None:
+                        error = body.decode("utf-8", "replace")
+            self.count = base + sum(counts.values())
+            if self.progress is not None and time.monotonic() >= self.next_report:
+                self.next_report = time.monotonic() + self.report_every
+                self.progress(self.count)
+        self.count = base + sum(counts.values())
+        return error
+
+    def _child_main(  # pragma: no cover - runs in the child
+        self, fd: int, path: str, jobs: list[tuple[bool, list[str]]], job_r: int, res_w: int
+    ) -> None:
+        code = 0
+        wid = os.getpid()
+
+        def send(record: bytes) -> None:
+            os.write(res_w, record[:3800].replace(b"\n", b" ") + b"\n")
+
+        try:
+            self.count = 0
+            self.progress = None
+            self.child_report = lambda n: send(b"P%d %d" % (wid, n))
+            global _warn
+            _warn = lambda msg: send(b"W" + msg.encode("utf-8", "replace"))  # noqa: E731
+            while True:
+                rec = os.read(job_r, 4)
+                if len(rec) < 4:
+                    break
+                is_dirs, names = jobs[int.from_bytes(rec, "little")]
+                for name in names:
+                    if is_dirs:
+                        cfd = self._subdir(fd, name, path)
+                        if cfd is not None:
+                            self._walk_fd(cfd, path + "/" + name, allow_split=False)
+                    else:
+                        self._leaf(fd, name, path)
+            send(b"P%d %d" % (wid, self.count))
+        except _WalkAbort as e:
+            send(b"P%d %d" % (wid, self.count))
+            send(b"E" + str(e).encode("utf-8", "replace"))
+            code = 1
+        except BaseException as e:  # noqa: BLE001 - a child must never return into the caller
+            try:
+                send(b"E" + f"cannot walk volume {self.root_s}: {e!r}".encode("utf-8", "replace"))
+            finally:
+                code = 1
+        finally:
+            os._exit(code)
+
+
+def _log_warning(msg: str) -> None:
+    log.warning("%s", msg)
+
+
+_warn: WarnFn = _log_warning
+"""Where per-file chown/chmod failures go (replaced inside worker processes by a pipe writer)."""
 
 
 def walk_tree(
     root: Path,
     on_leaf: LeafFn,
     on_dir: DirFn,
-    progress: _Progress | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    workers: int | None = 1,
 ) -> int:
     """Post-order walk of ``root`` without following symlinks; returns the number of paths visited.
 
     ``on_leaf(dir_fd, name, lstat, dir_path)`` gets every non-directory (symlinks included) relative
     to its parent's fd; ``on_dir(fd, fstat, path)`` gets every directory through its own
     ``O_NOFOLLOW`` fd after all its children, the root last. Paths are for messages only (they
-    start with ``root``). An lstat/readdir error aborts the walk (as in the kubelet).
+    start with ``root``). An lstat/readdir error aborts the walk with :class:`RuntimeFailure`
+    (as in the kubelet). ``workers`` > 1 (``None``: one per CPU) lets a long walk fork; callbacks
+    must then only have side effects on the filesystem.
     """
-    prog = progress if progress is not None else _Progress(None, 0.0, 0.0)
-    root_s = os.fspath(root)
-    try:
-        rst = os.lstat(root_s)
-    except OSError as e:
-        raise RuntimeFailure(f"cannot walk volume {root_s}: lstat: {e.strerror}") from e
-    if not stat.S_ISDIR(rst.st_mode):
-        parent = os.path.dirname(root_s) or "."
-        pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            on_leaf(pfd, os.path.basename(root_s), rst, parent)
-        finally:
-            os.close(pfd)
-        prog.tick()
-        return prog.count
-    try:
-        rfd = os.open(root_s, _DIR_FLAGS)
-    except OSError as e:
-        raise RuntimeFailure(f"cannot walk volume {root_s}: open: {e.strerror}") from e
-    stack: list[_Frame] = []
-    try:
-        stack.append(_Frame(rfd, os.fstat(rfd), root_s))
-        while stack:
-            top = stack[-1]
-            fd = top.fd
-            assert fd is not None
-            descended = False
-            for name, is_dir in top.entries:
-                if is_dir:
-                    try:
-                        cfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                    except OSError as e:
-                        if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                            raise _walk_error(root_s, top.path, name, "open", e) from e
-                        # Swapped for a symlink or a file since readdir: never follow it.
-                    else:
-                        try:
-                            frame = _Frame(cfd, os.fstat(cfd), top.path + "/" + name)
-                        except OSError as e:
-                            os.close(cfd)
-                            raise _walk_error(root_s, top.path, name, "readdir", e) from e
-                        stack.append(frame)
-                        if len(stack) > _MAX_OPEN_DEPTH:
-                            old = stack[-_MAX_OPEN_DEPTH - 1]
-                            if old.fd is not None and old is not stack[0]:
-                                os.close(old.fd)
-                                old.fd = None
-                        descended = True
-                        break
-                try:
-                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                except OSError as e:
-                    raise _walk_error(root_s, top.path, name, "lstat", e) from e
-                on_leaf(fd, name, st, top.path)
-                prog.tick()
-            if descended:
-                continue
-            stack.pop()
-            on_dir(fd, top.st, top.path)
-            prog.tick()
-            if stack:
-                parent = stack[-1]
-                if parent.fd is None:
-                    parent.fd = _reopen_parent(fd, parent, root_s)
-            os.close(fd)
-            top.fd = None
-    finally:
-        for frame in stack:
-            if frame.fd is not None:
-                os.close(frame.fd)
-    return prog.count
-
-
-def _reopen_parent(child_fd: int, parent: _Frame, root_s: str) -> int:
-    """Reopen a closed ancestor through ``..`` and make sure it is still the same directory."""
-    pfd = os.open("..", _DIR_FLAGS, dir_fd=child_fd)
-    st = os.fstat(pfd)
-    if (st.st_dev, st.st_ino) != parent.key:
-        os.close(pfd)
-        raise RuntimeFailure(f"cannot walk volume {root_s}: {parent.path} was moved during the walk")
-    return pfd
-
-
-def _walk_error(root_s: str, dir_path: str, name: str, op: str, e: OSError) -> RuntimeFailure:
-    return RuntimeFailure(f"cannot walk volume {root_s}: {op} {dir_path}/{name}: {e.strerror}")
+    return _Walker(root, on_leaf, on_dir, progress, workers=workers).run()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,6 +503,7 @@ def change_ownership(
     policy: str | None = None,
     progress: ProgressFn | None = None,
     *,
+    workers: int | None = None,
     first_progress_after: float = FIRST_PROGRESS_AFTER,
     progress_every: float = PROGRESS_EVERY,
 ) -> int:
@@ -303,6 +512,7 @@ def change_ownership(
     Returns the number of paths processed (0 when nothing had to be walked). Per-file chown/chmod
     errors are logged and skipped like the kubelet does; an error reading the tree aborts with
     :class:`RuntimeFailure`. ``progress(count)`` is called after 30 s and then every 60 s.
+    ``workers=1`` keeps the walk in this process.
     """
     if skip_permission_change(root, fs_group, read_only, policy):
         return 0
@@ -313,6 +523,7 @@ def change_ownership(
     chmod = chmod_nofollow
     lchown = os.chown
     islnk = stat.S_ISLNK
+    _probe_fchmodat2()
 
     def leaf(dir_fd: int, name: str, st: os.stat_result, dir_path: str) -> None:
         chowned = False
@@ -321,7 +532,7 @@ def change_ownership(
                 lchown(name, -1, gid, dir_fd=dir_fd, follow_symlinks=False)
                 chowned = True
             except OSError as e:
-                log.warning("lchown %s/%s: %s", dir_path, name, e.strerror)
+                _warn(f"lchown {dir_path}/{name}: {e.strerror}")
         mode = st.st_mode
         if islnk(mode):
             return
@@ -333,23 +544,31 @@ def change_ownership(
                 chmod(dir_fd, name, new)
             except OSError as e:
                 if e.errno != errno.EOPNOTSUPP:  # became a symlink meanwhile: leave it alone
-                    log.warning("chmod %s/%s: %s", dir_path, name, e.strerror)
+                    _warn(f"chmod {dir_path}/{name}: {e.strerror}")
 
     def directory(fd: int, st: os.stat_result, path: str) -> None:
         if st.st_gid != gid:
             try:
                 os.chown(fd, -1, gid)
             except OSError as e:
-                log.warning("lchown %s: %s", path, e.strerror)
+                _warn(f"lchown {path}: {e.strerror}")
         perm = st.st_mode & 0o7777
         new = perm | dir_mask
         if new != perm:
             try:
                 os.chmod(fd, new)
             except OSError as e:
-                log.warning("chmod %s: %s", path, e.strerror)
+                _warn(f"chmod {path}: {e.strerror}")
 
-    return walk_tree(root, leaf, directory, _Progress(progress, first_progress_after, progress_every))
+    return _Walker(
+        root,
+        leaf,
+        directory,
+        progress,
+        first_progress_after=first_progress_after,
+        progress_every=progress_every,
+        workers=workers,
+    ).run()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -362,6 +581,7 @@ def change_owner_uid(
     *,
     include_dirs: bool = False,
     progress: ProgressFn | None = None,
+    workers: int | None = None,
 ) -> int:
     """``Chown(path, uid, -1)`` every regular file below ``root`` (and directories if asked).
 
@@ -375,16 +595,16 @@ def change_owner_uid(
             try:
                 os.chown(name, uid, -1, dir_fd=dir_fd, follow_symlinks=False)
             except OSError as e:
-                log.warning("chown %s/%s: %s", dir_path, name, e.strerror)
+                _warn(f"chown {dir_path}/{name}: {e.strerror}")
 
     def directory(fd: int, st: os.stat_result, path: str) -> None:
         if include_dirs and st.st_uid != uid:
             try:
                 os.chown(fd, uid, -1)
             except OSError as e:
-                log.warning("chown %s: %s", path, e.strerror)
+                _warn(f"chown {path}: {e.strerror}")
 
-    return walk_tree(root, leaf, directory, _Progress(progress, FIRST_PROGRESS_AFTER, PROGRESS_EVERY))
+    return _Walker(root, leaf, directory, progress, workers=workers).run()
 
 
 def walk_order(root: Path) -> list[str]:
@@ -399,10 +619,13 @@ def walk_order(root: Path) -> list[str]:
         return "." if path == root_s else path[len(root_s) + 1 :]
 
     def leaf(dir_fd: int, name: str, st: os.stat_result, dir_path: str) -> None:
-        out.append(name if dir_path == root_s else f"{rel(dir_path)}/{name}")
+        if dir_path != root_s and not dir_path.startswith(root_s + "/"):
+            out.append(".")  # the root itself is not a directory
+        else:
+            out.append(name if dir_path == root_s else f"{rel(dir_path)}/{name}")
 
     def directory(fd: int, st: os.stat_result, path: str) -> None:
         out.append(rel(path))
 
-    walk_tree(root, leaf, directory)
+    _Walker(root, leaf, directory, workers=1).run()
     return out
