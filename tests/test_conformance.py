@@ -15,7 +15,9 @@ import pytest
 
 from conftest import Podsec
 
-CASES_DIR = Path(os.environ.get("PODSEC_CONFORMANCE", "/work/shared/conformance/runtime"))
+CASES_DIR = Path(
+    os.environ.get("PODSEC_CONFORMANCE", Path(__file__).resolve().parents[2] / "shared" / "conformance" / "runtime")
+)
 CASES = sorted(d.name for d in CASES_DIR.iterdir() if (d / "pod.yaml").is_file()) if CASES_DIR.is_dir() else []
 CRUN_CASES = [
     "root-default",
