@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from podsec.api.fielderror import go_quote
 from podsec.image.model import ImageInfo
 from podsec.model import (
     AppArmorProfile,
@@ -78,24 +79,6 @@ def format_pod(metadata: dict) -> str:
     """The kubelet's ``format.Pod``: ``name_namespace(uid)``."""
     ns = metadata.get("namespace") or "default"
     return f"{metadata.get('name') or ''}_{ns}({metadata.get('uid') or ''})"
-
-
-def go_quote(s: str) -> str:
-    """Go's %q for the plain strings pod names are made of."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def image_user(user: str | None) -> tuple[int | None, str]:
