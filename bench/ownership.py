@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         n = build_tree(a, args.dirs, args.files)
         build_tree(b, args.dirs, args.files)
-        print(f"trees: 2 x {n} paths ({args.dirs} dirs x {args.files} files) built in "
-              f"{time.perf_counter() - t0:.1f}s under {work}")
+        print(
+            f"trees: 2 x {n} paths ({args.dirs} dirs x {args.files} files) built in "
+            f"{time.perf_counter() - t0:.1f}s under {work}"
+        )
         drop_caches()
 
         gid = args.gid
@@ -110,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'case':<{w}} {'seconds':>9} {'vs coreutils':>13}")
         print(f"{'chgrp -R G dir && chmod -R g+rwX dir':<{w}} {t_core:9.3f} {1.0:13.2f}")
         print(f"{'change_ownership(fs_group=G) fresh tree':<{w}} {t_podsec:9.3f} {t_podsec / t_core:13.2f}")
-        print(f"{'change_ownership OnRootMismatch re-run':<{w}} {t_skip:9.6f} {t_skip / t_core:13.6f}"
-              f"   (paths walked: {skipped})")
+        print(
+            f"{'change_ownership OnRootMismatch re-run':<{w}} {t_skip:9.6f} {t_skip / t_core:13.6f}"
+            f"   (paths walked: {skipped})"
+        )
         print(f"{'change_ownership Always re-run (all right)':<{w}} {t_again:9.3f} {t_again / t_core:13.2f}")
         return 0
     finally:

@@ -799,6 +799,7 @@ def test_gc_removes_runtime_containers_whose_pod_directory_is_gone(podsec: Podse
 
 def test_memory_emptydir_with_fsgroup_and_claim_dir(podsec: Podsec, tmp_path: Path) -> None:
     claim = tmp_path / "claim"
+    claim.mkdir()
     pod = write_pod(tmp_path, """\
         apiVersion: v1
         kind: Pod

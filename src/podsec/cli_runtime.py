@@ -52,6 +52,8 @@ def _volume_dirs(values: tuple[str, ...]) -> dict[str, str]:
         claim, sep, path = v.partition("=")
         if not sep or not claim or not path:
             raise click.BadParameter(f"{v!r}: expected CLAIM=DIR", param_hint="--volume-dir")
+        if not os.path.isdir(path):
+            raise click.BadParameter(f"{path}: not an existing directory", param_hint="--volume-dir")
         out[claim] = os.path.abspath(path)
     return out
 

@@ -166,6 +166,7 @@ class _Walker:
         first_progress_after: float = FIRST_PROGRESS_AFTER,
         progress_every: float = PROGRESS_EVERY,
         workers: int | None = 1,
+        parallel_after: float = PARALLEL_AFTER,
     ) -> None:
         self.root_s = os.fspath(root)
         self.on_leaf = on_leaf
@@ -179,7 +180,7 @@ class _Walker:
         if workers is None:
             workers = min(os.cpu_count() or 1, 8)
         self.workers = workers
-        self.split_at = self.started + PARALLEL_AFTER
+        self.split_at = self.started + parallel_after
         self.child_report: Callable[[int], None] | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------
@@ -425,7 +426,7 @@ class _Walker:
             send(b"P%d %d" % (wid, self.count))
             send(b"E" + str(e).encode("utf-8", "replace"))
             code = 1
-        except BaseException as e:  # noqa: BLE001 - a child must never return into the caller
+        except BaseException as e:
             try:
                 send(b"E" + f"cannot walk volume {self.root_s}: {e!r}".encode("utf-8", "replace"))
             finally:
@@ -449,6 +450,7 @@ def walk_tree(
     progress: ProgressFn | None = None,
     *,
     workers: int | None = 1,
+    parallel_after: float = PARALLEL_AFTER,
 ) -> int:
     """Post-order walk of ``root`` without following symlinks; returns the number of paths visited.
 
@@ -459,7 +461,7 @@ def walk_tree(
     (as in the kubelet). ``workers`` > 1 (``None``: one per CPU) lets a long walk fork; callbacks
     must then only have side effects on the filesystem.
     """
-    return _Walker(root, on_leaf, on_dir, progress, workers=workers).run()
+    return _Walker(root, on_leaf, on_dir, progress, workers=workers, parallel_after=parallel_after).run()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -504,6 +506,7 @@ def change_ownership(
     progress: ProgressFn | None = None,
     *,
     workers: int | None = None,
+    parallel_after: float = PARALLEL_AFTER,
     first_progress_after: float = FIRST_PROGRESS_AFTER,
     progress_every: float = PROGRESS_EVERY,
 ) -> int:
@@ -512,7 +515,7 @@ def change_ownership(
     Returns the number of paths processed (0 when nothing had to be walked). Per-file chown/chmod
     errors are logged and skipped like the kubelet does; an error reading the tree aborts with
     :class:`RuntimeFailure`. ``progress(count)`` is called after 30 s and then every 60 s.
-    ``workers=1`` keeps the walk in this process.
+    ``workers=1`` keeps the walk in this process; ``parallel_after`` is when a long walk may fork.
     """
     if skip_permission_change(root, fs_group, read_only, policy):
         return 0
@@ -568,6 +571,7 @@ def change_ownership(
         first_progress_after=first_progress_after,
         progress_every=progress_every,
         workers=workers,
+        parallel_after=parallel_after,
     ).run()
 
 
@@ -582,6 +586,7 @@ def change_owner_uid(
     include_dirs: bool = False,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    parallel_after: float = PARALLEL_AFTER,
 ) -> int:
     """``Chown(path, uid, -1)`` every regular file below ``root`` (and directories if asked).
 
@@ -604,7 +609,7 @@ def change_owner_uid(
             except OSError as e:
                 _warn(f"chown {path}: {e.strerror}")
 
-    return _Walker(root, leaf, directory, progress, workers=workers).run()
+    return _Walker(root, leaf, directory, progress, workers=workers, parallel_after=parallel_after).run()
 
 
 def walk_order(root: Path) -> list[str]:

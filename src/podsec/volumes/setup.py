@@ -1,0 +1,276 @@
+"""Execute the volume plan on the host: directories, tmpfs, files, ownership, binds; and tear down.
+
+Layout under the pod directory, as the kubelet's::
+
+    <pod_dir>/volumes/kubernetes.io~empty-dir/<name>       emptyDir (tmpfs for medium: Memory)
+    <pod_dir>/volumes/kubernetes.io~configmap/<name>       on disk
+    <pod_dir>/volumes/kubernetes.io~secret/<name>          tmpfs (secrets never touch a disk)
+    <pod_dir>/volumes/kubernetes.io~downward-api/<name>    tmpfs
+    <pod_dir>/volumes/kubernetes.io~projected/<name>       tmpfs
+    <pod_dir>/volumes/kubernetes.io~local-volume/<name>    bind of the --volume-dir of a claim
+    <pod_dir>/volume-subpaths/<volume>/<container>/<i>     safe subPath binds
+
+Everything mounted here is found again through /proc/self/mountinfo, so a pod directory left by a
+crash is cleaned by :func:`teardown_pod_dir` without any state of ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podsec.errors import InputError, PodsecError, RuntimeFailure
+from podsec.model import Mount, ResolvedContainer, ResolvedPod, render_path
+from podsec.volumes import claims, emptydir, hostpath, mounts, subpath
+from podsec.volumes.atomic_writer import write_atomic
+from podsec.volumes.ownership import change_ownership
+from podsec.volumes.plan import ATOMIC_TYPES, VolumePlan, plan_volumes
+from podsec.volumes.sources import NodeInfo
+
+log = logging.getLogger(__name__)
+
+VOLUMES_DIR = "volumes"
+OWNED_DIRS = (subpath.SUBPATH_DIR, VOLUMES_DIR)
+
+
+def node_info_from_host(pod_dir: Path | None = None) -> NodeInfo:
+    """This host standing in for the node: hostname, CPUs, MemTotal, size of the pod dir's disk."""
+    storage = 0
+    if pod_dir is not None:
+        probe = pod_dir
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            sv = os.statvfs(probe)
+            storage = sv.f_blocks * sv.f_frsize
+        except OSError:
+            storage = 0
+    return NodeInfo(
+        name=socket.gethostname(),
+        cpu_millis=(os.cpu_count() or 1) * 1000,
+        memory_bytes=emptydir.node_memory_bytes() or 0,
+        ephemeral_storage_bytes=storage,
+    )
+
+
+@dataclass(slots=True)
+class PreparedVolume:
+    """A volume set up on the host: where it is and how it must be mounted."""
+
+    plan: VolumePlan
+    path: Path
+    read_only: bool
+    processed: int = 0
+    """Paths the fsGroup walk processed (0: skipped or not applicable)."""
+
+
+@dataclass(slots=True)
+class PodVolumes:
+    """The pod's volumes on the host; gives OCI mounts per container and tears everything down."""
+
+    pod_dir: Path
+    plans: list[VolumePlan]
+    volumes: dict[str, PreparedVolume] = field(default_factory=dict)
+    mounted: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def mounts_for(self, container: ResolvedContainer, env: Mapping[str, str] | None = None) -> list[dict]:
+        """OCI bind mounts for ``container``'s volumeMounts, in spec order.
+
+        subPath/subPathExpr (``$(VAR)`` from ``env``, the container's resolved environment) are
+        resolved inside the volume and bound to a private place first (see :mod:`.subpath`).
+        """
+        out: list[dict] = []
+        for idx, m in enumerate(container.mounts):
+            vol = self.volumes.get(m.name)
+            where = render_path(m.field) if m.field else None
+            if vol is None:
+                raise InputError(
+                    f'volumeMount "{m.name}" of container "{container.name}": no volume named "{m.name}"',
+                    field=where,
+                )
+            source = vol.path
+            sub = self._sub_path(m, container, env or {})
+            if sub:
+                index = m.field[-1] if m.field and isinstance(m.field[-1], int) else idx
+                try:
+                    source = subpath.prepare_sub_path(vol.path, sub, self.pod_dir, m.name, container.name, index)
+                except PodsecError as e:
+                    raise RuntimeFailure(
+                        f'failed to prepare subPath for volumeMount "{m.name}" of container '
+                        f'"{container.name}": {e.message}',
+                        field=where,
+                    ) from e
+                self.mounted.append(source)
+            ro = m.read_only or vol.read_only
+            out.append(
+                {
+                    "destination": m.mount_path,
+                    "type": "bind",
+                    "source": str(source),
+                    "options": ["rbind", "rprivate", "ro" if ro else "rw"],
+                }
+            )
+        return out
+
+    @staticmethod
+    def _sub_path(m: Mount, container: ResolvedContainer, env: Mapping[str, str]) -> str | None:
+        where = render_path(m.field) if m.field else None
+        sub = m.sub_path
+        if m.sub_path_expr:
+            try:
+                sub = subpath.expand_sub_path_expr(m.sub_path_expr, env)
+            except InputError as e:
+                raise InputError(
+                    f'volumeMount "{m.name}" of container "{container.name}": subPathExpr: {e.message}',
+                    field=where,
+                ) from None
+        if not sub:
+            return None
+        subpath.validate_sub_path(sub, field=where)
+        return sub
+
+    def teardown(self) -> None:
+        """Unmount everything under our directories (lazily if busy) and remove them. Idempotent."""
+        errors: list[str] = []
+        for target in reversed(self.mounted):
+            try:
+                mounts.unmount(target)
+            except OSError as e:
+                errors.append(f"{target}: {e.strerror}")
+        self.mounted.clear()
+        errors += _remove_owned_dirs(self.pod_dir)
+        if errors:
+            raise RuntimeFailure(f"volume teardown of {self.pod_dir} incomplete: {'; '.join(errors)}")
+
+
+def _remove_owned_dirs(pod_dir: Path) -> list[str]:
+    """Unmount what remains below our directories, then delete them — never with a mount inside."""
+    errors: list[str] = []
+    for name in OWNED_DIRS:
+        d = pod_dir / name
+        if not os.path.lexists(d):
+            continue
+        try:
+            mounts.unmount_all_under(d)
+        except OSError as e:
+            errors.append(f"{e.filename}: {e.strerror}")
+            continue
+        if mounts.mounts_under(d):  # never delete through a mount (a claim's data!)
+            errors.append(f"{d}: still has mounts")
+            continue
+        try:
+            shutil.rmtree(d)
+        except OSError as e:
+            errors.append(f"{e.filename}: {e.strerror}")
+    return errors
+
+
+def teardown_pod_dir(pod_dir: Path) -> list[str]:
+    """Crash recovery: unmount every mount at or below ``pod_dir`` (deepest first) and remove the
+    volume directories. Returns the unmounted mount points."""
+    try:
+        done = mounts.unmount_all_under(pod_dir)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot unmount {e.filename}: {e.strerror}") from e
+    errors = _remove_owned_dirs(pod_dir)
+    if errors:
+        raise RuntimeFailure(f"volume teardown of {pod_dir} incomplete: {'; '.join(errors)}")
+    return done
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def prepare_pod_volumes(
+    pod_dir: Path,
+    pod: ResolvedPod,
+    spec: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    objects: Iterable[Mapping[str, Any]],
+    claim_dirs: Mapping[str, Path],
+    *,
+    node: NodeInfo | None = None,
+) -> PodVolumes:
+    """Set up every volume of the pod under ``pod_dir`` like the kubelet; undone on failure."""
+    pod_dir = Path(pod_dir)
+    node = node or node_info_from_host(pod_dir)
+    plans = plan_volumes(pod, spec, metadata, list(objects), claim_dirs, node)
+    for plan in plans:
+        if not plan.runnable:
+            raise RuntimeFailure(
+                f'volume "{plan.name}": {plan.notes[0] if plan.notes else plan.type + " is not supported"}',
+                field=render_path(plan.field),
+            )
+    pv = PodVolumes(pod_dir, plans)
+    try:
+        if any(p.plugin_dir for p in plans):
+            (pod_dir / VOLUMES_DIR).mkdir(mode=0o750, parents=True, exist_ok=True)
+        for plan in plans:
+            pv.volumes[plan.name] = _set_up(pv, plan)
+    except BaseException:
+        try:
+            pv.teardown()
+        except PodsecError as e:
+            log.error("cleanup after a failed volume setup: %s", e)
+        raise
+    return pv
+
+
+def _set_up(pv: PodVolumes, plan: VolumePlan) -> PreparedVolume:
+    if plan.type == "hostPath":
+        assert plan.host_path is not None
+        hostpath.check_host_path(plan.host_path, plan.host_path_type, plan.name)
+        return PreparedVolume(plan, Path(plan.host_path), read_only=False)
+    path = plan.dir_in(pv.pod_dir)
+    assert path is not None
+    if plan.type in ("persistentVolumeClaim", "ephemeral"):
+        return _set_up_claim(pv, plan, path)
+    (path.parent).mkdir(mode=0o755, parents=True, exist_ok=True)
+    if emptydir.setup_empty_dir(path, plan.medium, plan.tmpfs_size):
+        pv.mounted.append(path)
+    own = plan.ownership
+    prepared = PreparedVolume(plan, path, read_only=plan.read_only)
+    # emptyDir (also the wrapper of the atomic volumes): rw mask, no policy; errors only logged.
+    try:
+        prepared.processed = change_ownership(path, own.fs_group, read_only=False)
+    except RuntimeFailure as e:
+        pv.warnings.append(f'volume "{plan.name}": {e.message}')
+        log.warning("volume %s: %s", plan.name, e.message)
+    if plan.type in ATOMIC_TYPES:
+        payload = plan.payload if plan.payload is not None else {}
+        try:
+            write_atomic(path, payload, own.fs_group)
+        except PodsecError as e:
+            raise type(e)(
+                f'MountVolume.SetUp failed for volume "{plan.name}" : {e.message}', field=render_path(plan.field)
+            ) from e
+        except OSError as e:
+            raise RuntimeFailure(
+                f'MountVolume.SetUp failed for volume "{plan.name}" : {e.strerror}: {e.filename}',
+                field=render_path(plan.field),
+            ) from e
+    return prepared
+
+
+def _set_up_claim(pv: PodVolumes, plan: VolumePlan, path: Path) -> PreparedVolume:
+    assert plan.claim is not None and plan.host_path is not None
+    source = claims.check_claim_dir(Path(plan.host_path), plan.claim, plan.name)
+    path.mkdir(mode=0o750, parents=True, exist_ok=True)
+    if not mounts.is_mount_point(path):
+        try:
+            mounts.bind_mount(source, path, read_only=plan.read_only)
+        except OSError as e:
+            raise RuntimeFailure(f'volume "{plan.name}": bind mount of {source}: {e.strerror}') from e
+        pv.mounted.append(path)
+    prepared = PreparedVolume(plan, path, read_only=plan.read_only)
+    own = plan.ownership
+    if own.applies:
+        prepared.processed = change_ownership(path, own.fs_group, read_only=False, policy=own.policy)
+    return prepared

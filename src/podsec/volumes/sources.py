@@ -1,0 +1,500 @@
+"""Payloads of configMap, secret, downwardAPI and projected volumes (pure: no filesystem access).
+
+Reference: kubelet-semantics §3.6 (``MakePayload`` of configmap/secret, downwardapi ``CollectData``,
+projected ``collectData``). ConfigMaps and Secrets come from the user's input documents, looked up by
+namespace and name; errors carry the kubelet's wording (``configmap "x" not found``,
+``configmap references non-existent config key: k``) so that what podsec says matches pod events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from podsec.errors import InputError
+from podsec.model import Path as FieldPath
+from podsec.model import render_path
+from podsec.volumes.atomic_writer import FileProjection
+from podsec.volumes.quantity import parse_quantity
+
+DEFAULT_MODE = 0o644
+"""``ConfigMap/Secret/DownwardAPI/ProjectedVolumeSourceDefaultMode``."""
+TOKEN_MODE_WITH_FS_IDS = 0o600
+DEFAULT_TOKEN_EXPIRATION = 3600
+
+ATOMIC_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """What the downward API's resourceFieldRef falls back to when a container sets no limit."""
+
+    name: str = "localhost"
+    cpu_millis: int = 1000
+    memory_bytes: int = 0
+    ephemeral_storage_bytes: int = 0
+
+
+class ObjectStore:
+    """ConfigMaps and Secrets from the input files, by (kind, namespace, name).
+
+    A document without ``metadata.namespace`` is taken to live in every namespace, like
+    ``kubectl apply -f`` putting the pod and its ConfigMap in the same current namespace.
+    """
+
+    def __init__(self, documents: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._by_ns: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+        self._any_ns: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for doc in documents:
+            if not isinstance(doc, Mapping):
+                continue
+            kind = doc.get("kind")
+            meta = doc.get("metadata") or {}
+            name = meta.get("name") if isinstance(meta, Mapping) else None
+            if kind not in ("ConfigMap", "Secret") or not isinstance(name, str):
+                continue
+            ns = meta.get("namespace")
+            if isinstance(ns, str) and ns:
+                self._by_ns[(kind, ns, name)] = doc
+            else:
+                self._any_ns.setdefault((kind, name), doc)
+
+    def get(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._by_ns.get((kind, namespace, name)) or self._any_ns.get((kind, name))
+
+
+@dataclass(slots=True)
+class SourceContext:
+    """Everything a payload depends on besides the volume source itself."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    objects: ObjectStore
+    fs_group: int | None = None
+    fs_user: int | None = None
+    node: NodeInfo = field(default_factory=NodeInfo)
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.metadata.get("labels") or {}
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.metadata.get("annotations") or {}
+
+
+class SetUpError(InputError):
+    """A volume could not be populated (missing object or key): the kubelet's MountVolume.SetUp error."""
+
+
+def _setup_error(volume: str, message: str, field_path: FieldPath) -> SetUpError:
+    return SetUpError(f'MountVolume.SetUp failed for volume "{volume}" : {message}', field=render_path(field_path))
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def fs_user_from(spec: Mapping[str, Any]) -> int | None:
+    """``FsUserFrom(pod)``: the runAsUser shared by every init and regular container, else None.
+
+    Only securityContext counts (not the image USER); ephemeral containers are skipped like upstream.
+    """
+    pod_sc = spec.get("securityContext") or {}
+    pod_uid = pod_sc.get("runAsUser")
+    found: int | None = None
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            sc = c.get("securityContext") or {}
+            uid = sc.get("runAsUser", pod_uid)
+            if uid is None:
+                uid = pod_uid
+            if not isinstance(uid, int) or isinstance(uid, bool):
+                return None
+            if found is not None and found != uid:
+                return None
+            found = uid
+    return found
+
+
+def go_quote(s: str) -> str:
+    """Go's ``strconv.Quote`` (``%q``), used by the downward API for label/annotation values."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif 0xDC80 <= o <= 0xDCFF:  # an invalid byte kept by surrogateescape: Go prints the byte
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append("\\ufffd")
+        elif ch.isprintable():
+            out.append(ch)
+        elif o < 0x80:
+            out.append(f"\\x{o:02x}")
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def format_map(m: Mapping[str, str]) -> str:
+    """``fieldpath.FormatMap``: ``key="value"`` lines sorted by key, no trailing newline."""
+    return "\n".join(f"{k}={go_quote(str(m[k]))}" for k in sorted(m))
+
+
+def _mode(value: object, default: int, field_path: FieldPath) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise InputError(
+            f"Invalid value: {value!r}: must be a number between 0 and 0777 (octal), both inclusive",
+            field=render_path(field_path),
+        )
+    return value
+
+
+def _b64(value: object, what: str, field_path: FieldPath) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(f"{what}: must be a base64-encoded string", field=render_path(field_path))
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InputError(f"{what}: illegal base64 data: {e}", field=render_path(field_path)) from None
+
+
+def _str_map(doc: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
+    value = doc.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"{what}: {key} must be a map")
+    return dict(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# configMap / secret
+
+
+def config_map_data(cm: Mapping[str, Any]) -> dict[str, bytes]:
+    """``data`` (UTF-8) then ``binaryData`` (base64), the order MakePayload uses."""
+    name = (cm.get("metadata") or {}).get("name", "?")
+    out: dict[str, bytes] = {}
+    for k, v in _str_map(cm, "data", f'configmap "{name}"').items():
+        if not isinstance(v, str):
+            raise InputError(f'configmap "{name}": data.{k}: must be a string')
+        out[str(k)] = v.encode()
+    for k, v in _str_map(cm, "binaryData", f'configmap "{name}"').items():
+        out[str(k)] = _b64(v, f'configmap "{name}": binaryData.{k}', ())
+    return out
+
+
+def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
+    """``data`` base64-decoded, overlaid with ``stringData`` (what the API server stores)."""
+    name = (secret.get("metadata") or {}).get("name", "?")
+    out: dict[str, bytes] = {}
+    for k, v in _str_map(secret, "data", f'secret "{name}"').items():
+        out[str(k)] = _b64(v, f'secret "{name}": data.{k}', ())
+    for k, v in _str_map(secret, "stringData", f'secret "{name}"').items():
+        if not isinstance(v, str):
+            raise InputError(f'secret "{name}": stringData.{k}: must be a string')
+        out[str(k)] = v.encode()
+    return out
+
+
+def _key_payload(
+    kind: str,
+    data: Mapping[str, bytes],
+    items: list[Mapping[str, Any]] | None,
+    default_mode: int,
+    optional: bool,
+    volume: str,
+    field_path: FieldPath,
+) -> dict[str, FileProjection]:
+    """MakePayload for configMap and secret: every key, or only the listed items."""
+    payload: dict[str, FileProjection] = {}
+    if not items:
+        for key, value in data.items():
+            payload[key] = FileProjection(value, default_mode)
+        return payload
+    for i, item in enumerate(items):
+        key = item.get("key")
+        if key not in data:
+            if optional:
+                continue
+            msg = (
+                f"configmap references non-existent config key: {key}"
+                if kind == "ConfigMap"
+                else f"references non-existent secret key: {key}"
+            )
+            raise _setup_error(volume, msg, (*field_path, "items", i, "key"))
+        mode = _mode(item.get("mode"), default_mode, (*field_path, "items", i, "mode"))
+        payload[str(item.get("path"))] = FileProjection(data[key], mode)
+    return payload
+
+
+def _lookup(
+    ctx: SourceContext, kind: str, name: object, optional: bool, volume: str, field_path: FieldPath
+) -> Mapping[str, Any] | None:
+    if not isinstance(name, str) or not name:
+        if optional:
+            return None
+        raise InputError(f'volume "{volume}": name is required', field=render_path((*field_path, "name")))
+    doc = ctx.objects.get(kind, ctx.namespace, name)
+    if doc is None and not optional:
+        raise _setup_error(volume, f'{kind.lower()} "{name}" not found', (*field_path, "name"))
+    return doc
+
+
+def config_map_payload(
+    source: Mapping[str, Any], ctx: SourceContext, volume: str, field_path: FieldPath, default_mode: int
+) -> dict[str, FileProjection]:
+    optional = bool(source.get("optional"))
+    cm = _lookup(ctx, "ConfigMap", source.get("name"), optional, volume, field_path)
+    data = config_map_data(cm) if cm is not None else {}
+    return _key_payload("ConfigMap", data, source.get("items"), default_mode, optional, volume, field_path)
+
+
+def secret_payload(
+    source: Mapping[str, Any],
+    ctx: SourceContext,
+    volume: str,
+    field_path: FieldPath,
+    default_mode: int,
+    name_key: str = "secretName",
+) -> dict[str, FileProjection]:
+    optional = bool(source.get("optional"))
+    secret = _lookup(ctx, "Secret", source.get(name_key), optional, volume, field_path)
+    data = secret_data(secret) if secret is not None else {}
+    return _key_payload("Secret", data, source.get("items"), default_mode, optional, volume, field_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# downward API
+
+
+def _split_subscript(path: str) -> tuple[str, str] | None:
+    """``metadata.labels['key']`` → ("metadata.labels", "key") (``SplitMaybeSubscriptedPath``)."""
+    if not path.endswith("']"):
+        return None
+    head, sep, sub = path[:-2].partition("['")
+    if not sep or not head:
+        return None
+    return head, sub
+
+
+def field_ref_value(ctx: SourceContext, field_path: str) -> str:
+    """``ExtractFieldPathAsString`` plus ``spec.nodeName``/``spec.serviceAccountName``.
+
+    The two ``spec.*`` paths are env-var-only upstream (the API rejects them in volumes); podsec
+    answers them anyway so a manifest that gets past its own validation still runs.
+    """
+    split = _split_subscript(field_path)
+    if split is not None:
+        head, sub = split
+        if head == "metadata.annotations":
+            return str(ctx.annotations.get(sub, ""))
+        if head == "metadata.labels":
+            return str(ctx.labels.get(sub, ""))
+        raise ValueError(f'fieldPath "{field_path}" does not support subscript')
+    if field_path == "metadata.annotations":
+        return format_map(ctx.annotations)
+    if field_path == "metadata.labels":
+        return format_map(ctx.labels)
+    if field_path == "metadata.name":
+        return ctx.name
+    if field_path == "metadata.namespace":
+        return ctx.namespace
+    if field_path == "metadata.uid":
+        return ctx.uid
+    if field_path == "spec.nodeName":
+        return str(ctx.spec.get("nodeName") or ctx.node.name)
+    if field_path == "spec.serviceAccountName":
+        return str(ctx.spec.get("serviceAccountName") or ctx.spec.get("serviceAccount") or "default")
+    raise ValueError(f"unsupported fieldPath: {field_path}")
+
+
+def _find_container(spec: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            if c.get("name") == name:
+                return c
+    return None
+
+
+def resource_field_value(ctx: SourceContext, ref: Mapping[str, Any], default_container: str | None) -> str:
+    """``ExtractResourceValueByContainerNameAndNodeAllocatable`` (best effort: the node is this host).
+
+    Unset limits fall back to node allocatable; unset requests default to the limit (API defaulting),
+    else 0. CPU rounds ``ceil(milli / divisor milli)``, everything else ``ceil(value / divisor)``.
+    """
+    cname = ref.get("containerName") or default_container
+    container = _find_container(ctx.spec, cname) if isinstance(cname, str) else None
+    if container is None:
+        raise ValueError(f'container "{cname}" not found')
+    resource = str(ref.get("resource") or "")
+    divisor = parse_quantity(ref.get("divisor") or "1")
+    if divisor <= 0:
+        raise ValueError(f"invalid divisor for {resource}")
+    res = container.get("resources") or {}
+    limits = dict(res.get("limits") or {})
+    requests = dict(res.get("requests") or {})
+    node_limits = {
+        "cpu": f"{ctx.node.cpu_millis}m",
+        "memory": ctx.node.memory_bytes,
+        "ephemeral-storage": ctx.node.ephemeral_storage_bytes,
+    }
+    kind, _, name = resource.partition(".")
+    if kind not in ("limits", "requests") or not name:
+        raise ValueError(f"unsupported container resource : {resource}")
+    if kind == "limits":
+        raw = limits.get(name, node_limits.get(name, 0))
+    else:
+        raw = requests.get(name, limits.get(name, 0))
+    if name != "cpu" and name not in ("memory", "ephemeral-storage") and not name.startswith("hugepages-"):
+        raise ValueError(f"unsupported container resource : {resource}")
+    value = parse_quantity(raw)
+    if name == "cpu":
+        return str(math.ceil(math.ceil(value * 1000) / math.ceil(divisor * 1000)))
+    return str(math.ceil(math.ceil(value) / math.ceil(divisor)))
+
+
+def downward_api_payload(
+    items: list[Mapping[str, Any]] | None,
+    ctx: SourceContext,
+    volume: str,
+    field_path: FieldPath,
+    default_mode: int,
+    default_container: str | None = None,
+) -> dict[str, FileProjection]:
+    """``CollectData``: every item evaluated; errors are collected and reported together."""
+    payload: dict[str, FileProjection] = {}
+    errors: list[str] = []
+    for i, item in enumerate(items or []):
+        ipath = (*field_path, "items", i)
+        path = posixpath.normpath(str(item.get("path") or ""))
+        mode = _mode(item.get("mode"), default_mode, (*ipath, "mode"))
+        data = b""
+        try:
+            if item.get("fieldRef") is not None:
+                data = field_ref_value(ctx, str((item.get("fieldRef") or {}).get("fieldPath", ""))).encode()
+            elif item.get("resourceFieldRef") is not None:
+                data = resource_field_value(ctx, item["resourceFieldRef"], default_container).encode()
+        except (ValueError, InputError) as e:
+            errors.append(str(e))
+        payload[path] = FileProjection(data, mode)
+    if errors:
+        msg = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
+        raise _setup_error(volume, msg, (*field_path, "items"))
+    return payload
+
+
+# --------------------------------------------------------------------------------------------------
+# projected
+
+
+def placeholder_token(ctx: SourceContext, audience: str | None, expiration: int) -> bytes:
+    """A stand-in for a service account token: clearly not a JWT, stable across rewrites."""
+    sa = ctx.spec.get("serviceAccountName") or ctx.spec.get("serviceAccount") or "default"
+    return (
+        "podsec-placeholder-token: NOT A REAL KUBERNETES SERVICE ACCOUNT TOKEN "
+        f"(serviceAccount {ctx.namespace}/{sa}, audience {audience or '<api server>'}, "
+        f"expirationSeconds {expiration})\n"
+    ).encode()
+
+
+def projected_payload(
+    source: Mapping[str, Any], ctx: SourceContext, volume: str, field_path: FieldPath
+) -> dict[str, FileProjection]:
+    """Projected ``collectData``: sources merged in order (a later path wins), errors aggregated."""
+    default_mode = _mode(source.get("defaultMode"), DEFAULT_MODE, (*field_path, "defaultMode"))
+    payload: dict[str, FileProjection] = {}
+    errors: list[SetUpError] = []
+    for i, src in enumerate(source.get("sources") or []):
+        spath = (*field_path, "sources", i)
+        try:
+            if src.get("configMap") is not None:
+                payload.update(config_map_payload(src["configMap"], ctx, volume, (*spath, "configMap"), default_mode))
+            elif src.get("secret") is not None:
+                payload.update(secret_payload(src["secret"], ctx, volume, (*spath, "secret"), default_mode, "name"))
+            elif src.get("downwardAPI") is not None:
+                payload.update(
+                    downward_api_payload(
+                        (src["downwardAPI"] or {}).get("items"),
+                        ctx,
+                        volume,
+                        (*spath, "downwardAPI"),
+                        default_mode,
+                    )
+                )
+            elif src.get("serviceAccountToken") is not None:
+                tp = src["serviceAccountToken"] or {}
+                # "When FsGroup is set, we depend on SetVolumeOwnership to change from 0600 to 0640."
+                mode = default_mode
+                if ctx.fs_user is not None or ctx.fs_group is not None:
+                    mode = TOKEN_MODE_WITH_FS_IDS
+                expiration = int(tp.get("expirationSeconds") or DEFAULT_TOKEN_EXPIRATION)
+                payload[str(tp.get("path") or "token")] = FileProjection(
+                    placeholder_token(ctx, tp.get("audience"), expiration), mode, ctx.fs_user
+                )
+            else:
+                kinds = ", ".join(sorted(k for k in src if src.get(k) is not None)) or "empty source"
+                raise InputError(
+                    f'volume "{volume}": projected source {kinds} is not supported by podsec',
+                    field=render_path(spath),
+                )
+        except SetUpError as e:
+            errors.append(e)
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]
+        inner = [e.message.split(" : ", 1)[-1] for e in errors]
+        raise _setup_error(volume, "[" + ", ".join(inner) + "]", (*field_path, "sources"))
+    return payload
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def build_payload(
+    volume: Mapping[str, Any], ctx: SourceContext, field_path: FieldPath
+) -> dict[str, FileProjection] | None:
+    """The payload of an atomic-writer volume (None for every other volume type)."""
+    name = str(volume.get("name"))
+    if volume.get("configMap") is not None:
+        src = volume["configMap"]
+        fp = (*field_path, "configMap")
+        mode = _mode(src.get("defaultMode"), DEFAULT_MODE, (*fp, "defaultMode"))
+        return config_map_payload(src, ctx, name, fp, mode)
+    if volume.get("secret") is not None:
+        src = volume["secret"]
+        fp = (*field_path, "secret")
+        mode = _mode(src.get("defaultMode"), DEFAULT_MODE, (*fp, "defaultMode"))
+        return secret_payload(src, ctx, name, fp, mode)
+    if volume.get("downwardAPI") is not None:
+        src = volume["downwardAPI"]
+        fp = (*field_path, "downwardAPI")
+        mode = _mode(src.get("defaultMode"), DEFAULT_MODE, (*fp, "defaultMode"))
+        return downward_api_payload(src.get("items"), ctx, name, fp, mode)
+    if volume.get("projected") is not None:
+        return projected_payload(volume["projected"], ctx, name, (*field_path, "projected"))
+    return None
