@@ -2,9 +2,11 @@
 
 Why: the kubelet's recursive ownership change is the slow part of starting a pod with a big
 volume; podsec must not be slower than the obvious coreutils pipeline doing the same work.
-Two identical fresh trees are built (directories 0755, files 0644, group 0) so both sides change
-every inode; then the OnRootMismatch re-run (skipped: root already right) and an "Always" re-run
-(every inode already right: only stats) are timed on the podsec tree.
+Identical fresh trees are built (directories 0755, files 0644, group 0) so every side changes every
+inode: one for coreutils, one for podsec's default walk (which forks a worker per CPU once it has
+run for 50 ms), one for podsec kept in one process (``workers=1``). Then the OnRootMismatch re-run
+(skipped: the root already matches) and an "Always" re-run (every inode already right: only stats)
+are timed on the podsec tree.
 
 Usage: ``python bench/ownership.py [--dirs 2000] [--files 100] [--gid 2000] [--base /tmp]``
 (root only: it chowns).
@@ -68,12 +70,13 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="podsec-bench-", dir=args.base))
     try:
-        a, b = work / "podsec", work / "coreutils"
+        a, b, c = work / "podsec", work / "coreutils", work / "podsec-seq"
         t0 = time.perf_counter()
         n = build_tree(a, args.dirs, args.files)
         build_tree(b, args.dirs, args.files)
+        build_tree(c, args.dirs, args.files)
         print(
-            f"trees: 2 x {n} paths ({args.dirs} dirs x {args.files} files) built in "
+            f"trees: 3 x {n} paths ({args.dirs} dirs x {args.files} files) built in "
             f"{time.perf_counter() - t0:.1f}s under {work}"
         )
         drop_caches()
@@ -90,11 +93,19 @@ def main(argv: list[str] | None = None) -> int:
             nonlocal processed
             processed = change_ownership(a, gid, read_only=False)
 
+        seq_processed = 0
+
+        def podsec_seq() -> None:
+            nonlocal seq_processed
+            seq_processed = change_ownership(c, gid, read_only=False, workers=1)
+
         t_core = timed(coreutils)
         drop_caches()
         t_podsec = timed(podsec)
         drop_caches()
-        assert processed == n, (processed, n)
+        t_seq = timed(podsec_seq)
+        drop_caches()
+        assert processed == seq_processed == n, (processed, seq_processed, n)
         skipped = 0
 
         def mismatch() -> None:
@@ -112,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'case':<{w}} {'seconds':>9} {'vs coreutils':>13}")
         print(f"{'chgrp -R G dir && chmod -R g+rwX dir':<{w}} {t_core:9.3f} {1.0:13.2f}")
         print(f"{'change_ownership(fs_group=G) fresh tree':<{w}} {t_podsec:9.3f} {t_podsec / t_core:13.2f}")
+        print(f"{'  same, workers=1 (one process)':<{w}} {t_seq:9.3f} {t_seq / t_core:13.2f}")
         print(
             f"{'change_ownership OnRootMismatch re-run':<{w}} {t_skip:9.6f} {t_skip / t_core:13.6f}"
             f"   (paths walked: {skipped})"

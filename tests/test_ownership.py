@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -146,9 +147,7 @@ def test_no_fs_group_is_a_no_op(tmp_path: Path) -> None:
         (0o2777, G, False, True),
     ],
 )
-def test_vector_41_on_root_mismatch(
-    tmp_path: Path, root_mode: int, root_gid: int, read_only: bool, skip: bool
-) -> None:
+def test_vector_41_on_root_mismatch(tmp_path: Path, root_mode: int, root_gid: int, read_only: bool, skip: bool) -> None:
     root = mkdir(tmp_path / "vol", root_mode, root_gid)
     f = mkfile(root / "f", 0o600)
     assert requires_permission_change(root, G, read_only) is not skip
@@ -244,16 +243,13 @@ def test_concurrent_symlink_swaps_never_reach_outside(tmp_path: Path, canary: Pa
     try:
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
-            for p in root.rglob("*"):
-                try:
-                    if not p.is_symlink():
-                        os.chown(p, 0, 0)
-                except OSError:
-                    pass
-            try:
+            for dirpath, dirnames, filenames in os.walk(root):  # reset, tolerating the racer
+                for n in dirnames + filenames:
+                    with contextlib.suppress(OSError):
+                        os.chown(os.path.join(dirpath, n), 0, 0, follow_symlinks=False)
+            # A path vanishing mid-walk aborts it (as in the kubelet); that is fine here.
+            with contextlib.suppress(RuntimeFailure):
                 change_ownership(root, G, read_only=False)
-            except RuntimeFailure:
-                pass  # a path vanished mid-walk: the kubelet aborts too
     finally:
         stop.set()
         t.join()
@@ -301,8 +297,15 @@ def test_parallel_split_gives_the_same_result(tmp_path: Path, canary: Path) -> N
     n_seq = change_ownership(roots[0], G, read_only=False, workers=1)
     seen: list[int] = []
     n_par = change_ownership(
-        roots[1], G, False, None, seen.append, workers=2, parallel_after=0.0,
-        first_progress_after=0, progress_every=0,
+        roots[1],
+        G,
+        False,
+        None,
+        seen.append,
+        workers=2,
+        parallel_after=0.0,
+        first_progress_after=0,
+        progress_every=0,
     )
     assert n_seq == n_par == 1 + 30 + 12 * (1 + 1 + 40 + 1)
     for a in sorted(roots[0].rglob("*")):
@@ -382,3 +385,24 @@ def test_change_owner_uid_with_dirs(tmp_path: Path) -> None:
     change_owner_uid(root, 1000, include_dirs=True)
     assert os.lstat(root / "d").st_uid == 1000
     assert os.lstat(root).st_uid == 1000
+
+
+def test_chmod_fallback_without_fchmodat2(tmp_path: Path, canary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels before 6.6 have no fchmodat2: the O_PATH + /proc/self/fd path must be as safe."""
+    import podsec.volumes.ownership as own
+
+    monkeypatch.setattr(own, "_fchmodat2", None)
+    monkeypatch.setattr(own, "_fchmodat2_probed", True)
+    root = mkdir(tmp_path / "vol", 0o755)
+    f = mkfile(root / "f", 0o600)
+    os.symlink(canary / "secret", root / "l")
+    change_ownership(root, G, read_only=False, workers=1)
+    assert (mode(f), gid(f)) == (0o660, G)
+    assert_canary_untouched(canary)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError) as e:
+            chmod_nofollow(fd, "l", 0o666)
+        assert e.value.errno == errno.EOPNOTSUPP
+    finally:
+        os.close(fd)

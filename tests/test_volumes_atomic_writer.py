@@ -60,7 +60,10 @@ def test_layout_and_exact_modes(target: Path, strict_umask: None) -> None:
         assert os.readlink(target / name) == f"..data/{name}"
     assert (target / "a" / "b" / "c").read_bytes() == b"deep"
     assert (perm(ts / "key"), perm(ts / "ro"), perm(ts / "exe"), perm(ts / "a/b/c")) == (
-        0o644, 0o400, 0o755, 0o600,
+        0o644,
+        0o400,
+        0o755,
+        0o600,
     )
     assert perm(ts / "a") == 0o755 and perm(ts / "a/b") == 0o755
     st = os.lstat(ts / "key")

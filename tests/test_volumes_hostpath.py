@@ -111,7 +111,7 @@ def test_file_or_create_without_parent_fails(tmp_path: Path) -> None:
 
 
 def test_invalid_type_and_path() -> None:
-    with pytest.raises(InputError, match="^Sometimes is an invalid volume type$"):
+    with pytest.raises(InputError, match=r"^Sometimes is an invalid volume type$"):
         validate_type("Sometimes")
     with pytest.raises(InputError) as e:
         validate_host_path("/var/../etc", "v")

@@ -101,7 +101,11 @@ def test_config_map_optional_missing_key_is_skipped() -> None:
     p = payload(
         {
             "name": "v",
-            "configMap": {"name": "cfg", "optional": True, "items": [{"key": "nope", "path": "x"}, {"key": "ui", "path": "u"}]},
+            "configMap": {
+                "name": "cfg",
+                "optional": True,
+                "items": [{"key": "nope", "path": "x"}, {"key": "ui", "path": "u"}],
+            },
         }
     )
     assert list(p) == ["u"]
@@ -144,7 +148,7 @@ def test_secret_missing_key_and_missing_secret() -> None:
 
 def test_secret_bad_base64() -> None:
     bad = dict(SECRET, metadata={"name": "bad"}, data={"k": "%%%"}, stringData={})
-    with pytest.raises(InputError, match='secret "bad": data.k: illegal base64'):
+    with pytest.raises(InputError, match=r'secret "bad": data\.k: illegal base64'):
         payload({"name": "s", "secret": {"secretName": "bad"}}, ctx(objects=ObjectStore([bad])))
 
 
@@ -183,7 +187,7 @@ def test_downward_api_field_refs() -> None:
 
 
 def test_downward_api_unsupported_field() -> None:
-    with pytest.raises(SetUpError, match="unsupported fieldPath: status.podIP"):
+    with pytest.raises(SetUpError, match=r"unsupported fieldPath: status\.podIP"):
         payload({"name": "d", "downwardAPI": {"items": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}})
 
 
@@ -200,11 +204,21 @@ def test_downward_api_resource_field_refs() -> None:
         {"path": "cpu-m", "resourceFieldRef": {"containerName": "app", "resource": "requests.cpu", "divisor": "1m"}},
         {"path": "memreq", "resourceFieldRef": {"containerName": "app", "resource": "requests.memory"}},
         {"path": "side-cpu", "resourceFieldRef": {"containerName": "side", "resource": "limits.cpu"}},
-        {"path": "side-mem", "resourceFieldRef": {"containerName": "side", "resource": "limits.memory", "divisor": "1Gi"}},
+        {
+            "path": "side-mem",
+            "resourceFieldRef": {"containerName": "side", "resource": "limits.memory", "divisor": "1Gi"},
+        },
     ]
     p = payload({"name": "d", "downwardAPI": {"items": items}}, ctx(spec=spec))
     got = {k: v.data.decode() for k, v in p.items()}
-    assert got == {"mem": "128", "cpu": "1", "cpu-m": "250", "memreq": str(128 * 2**20), "side-cpu": "4", "side-mem": "8"}
+    assert got == {
+        "mem": "128",
+        "cpu": "1",
+        "cpu-m": "250",
+        "memreq": str(128 * 2**20),
+        "side-cpu": "4",
+        "side-mem": "8",
+    }
 
 
 # projected / service account token (vector 40) -------------------------------------------------------------
@@ -251,7 +265,9 @@ def test_projected_errors_are_aggregated() -> None:
     src = {"sources": [{"configMap": {"name": "a"}}, {"secret": {"name": "b"}}]}
     with pytest.raises(SetUpError) as e:
         payload({"name": "p", "projected": src})
-    assert e.value.message == 'MountVolume.SetUp failed for volume "p" : [configmap "a" not found, secret "b" not found]'
+    assert (
+        e.value.message == 'MountVolume.SetUp failed for volume "p" : [configmap "a" not found, secret "b" not found]'
+    )
 
 
 def test_projected_unsupported_source() -> None:
@@ -263,7 +279,12 @@ def test_fs_user_from() -> None:
     assert fs_user_from({"securityContext": {"runAsUser": 1000}, "containers": [{"name": "a"}, {"name": "b"}]}) == 1000
     assert (
         fs_user_from(
-            {"containers": [{"name": "a", "securityContext": {"runAsUser": 1}}, {"name": "b", "securityContext": {"runAsUser": 2}}]}
+            {
+                "containers": [
+                    {"name": "a", "securityContext": {"runAsUser": 1}},
+                    {"name": "b", "securityContext": {"runAsUser": 2}},
+                ]
+            }
         )
         is None
     )
@@ -303,3 +324,43 @@ def test_memory_volume_size() -> None:
     assert memory_volume_size(spec, "4Gi", 8 * 2**30) == 2**30  # the pod limit is smaller
     assert memory_volume_size({"containers": [{"name": "a"}]}, None, 8 * 2**30) == 8 * 2**30
     assert memory_volume_size({"containers": [{"name": "a"}]}, None, None) is None
+
+
+# KEP-5936 user fields (feature gate off by default) -------------------------------------------------------
+
+
+def test_user_fields_are_ignored_without_the_gate() -> None:
+    vol = {"name": "v", "configMap": {"name": "cfg", "defaultUser": 1000, "items": [{"key": "ui", "path": "u"}]}}
+    assert payload(vol)["u"].uid is None
+
+
+def test_user_fields_with_the_gate() -> None:
+    c = ctx(user_fields=True)
+    vol = {
+        "name": "v",
+        "configMap": {
+            "name": "cfg",
+            "defaultUser": 1000,
+            "items": [{"key": "ui", "path": "u"}, {"key": "game.properties", "path": "g", "user": 2000}],
+        },
+    }
+    p = payload(vol, c)
+    assert (p["u"].uid, p["g"].uid) == (1000, 2000)
+    all_keys = payload({"name": "v", "secret": {"secretName": "creds", "defaultUser": 7}}, c)
+    assert {f.uid for f in all_keys.values()} == {7}
+    proj = payload(
+        {
+            "name": "p",
+            "projected": {
+                "defaultUser": 5,
+                "sources": [
+                    {"downwardAPI": {"items": [{"path": "n", "fieldRef": {"fieldPath": "metadata.name"}, "user": 6}]}},
+                    {"configMap": {"name": "cfg", "items": [{"key": "ui", "path": "u"}]}},
+                ],
+            },
+        },
+        c,
+    )
+    assert (proj["n"].uid, proj["u"].uid) == (6, 5)
+    with pytest.raises(InputError, match="must be between 0 and 2147483647"):
+        payload({"name": "v", "configMap": {"name": "cfg", "defaultUser": -1}}, c)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import logging
 import os
 import select
@@ -56,7 +57,7 @@ _MAX_OPEN_DEPTH = 48
 """Ancestor directory fds kept open; deeper ones are closed and reopened through ``..`` (verified)."""
 _CHECK_CLOCK_EVERY = 1024
 _MAX_JOBS = 8192
-"""Job ids are 4-byte records in a pipe filled before forking; 8192 of them fit in the default 64 KiB."""
+"""Job ids are 4-byte records in a pipe filled before forking (8192 fit in the default 64 KiB)."""
 _LEAF_CHUNK = 1024
 
 ProgressFn = Callable[[int], None]
@@ -287,16 +288,18 @@ class _Walker:
                 if descended:
                     continue
                 stack.pop()
-                self.on_dir(tfd, top.st, top.path)
-                self._tick()
-                if stack:
-                    parent = stack[-1]
-                    if parent.fd is None:
-                        parent.fd = self._reopen_parent(tfd, parent)
-                    if allow_split and self.workers > 1 and time.monotonic() >= self.split_at:
-                        self._maybe_split(parent)
-                os.close(tfd)
-                top.fd = None
+                try:
+                    self.on_dir(tfd, top.st, top.path)
+                    self._tick()
+                    if stack:
+                        parent = stack[-1]
+                        if parent.fd is None:
+                            parent.fd = self._reopen_parent(tfd, parent)
+                        if allow_split and self.workers > 1 and time.monotonic() >= self.split_at:
+                            self._maybe_split(parent)
+                finally:
+                    os.close(tfd)
+                    top.fd = None
         finally:
             for frame in stack:
                 if frame.fd is not None:
@@ -318,10 +321,12 @@ class _Walker:
 
     def _maybe_split(self, frame: _Frame) -> None:
         """Hand the rest of ``frame``'s entries to worker processes if that is worth and safe."""
+        if threading.active_count() > 1 or not hasattr(os, "fork"):
+            self.split_at = float("inf")  # forking a threaded process is not safe: stay sequential
+            return
         rest = list(frame.entries)
         frame.entries = iter(rest)
-        subdirs = sum(1 for _, is_dir in rest if is_dir)
-        if subdirs < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
+        if sum(1 for _, is_dir in rest if is_dir) < 2:
             return
         self.split_at = float("inf")  # one split per walk is enough to use every CPU
         frame.entries = iter(())
@@ -331,17 +336,24 @@ class _Walker:
     def _run_parallel(self, fd: int, path: str, entries: list[tuple[str, bool]]) -> None:
         dirs = [name for name, is_dir in entries if is_dir]
         leaves = [name for name, is_dir in entries if not is_dir]
-        jobs: list[tuple[bool, list[str]]] = []
-        per = max(1, -(-len(dirs) // (_MAX_JOBS // 2)))
-        jobs += [(True, dirs[i : i + per]) for i in range(0, len(dirs), per)]
-        jobs += [(False, leaves[i : i + _LEAF_CHUNK]) for i in range(0, len(leaves), _LEAF_CHUNK)]
-        nworkers = min(self.workers, len(jobs))
         job_r, job_w = os.pipe2(os.O_CLOEXEC)
-        res_r, res_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            # Every job id must fit in the pipe before any worker exists (no deadlock possible),
+            # and pipes can be as small as one page when the user's pipe quota is exhausted.
+            capacity = fcntl.fcntl(job_w, fcntl.F_GETPIPE_SZ) // 4
+        except OSError:
+            capacity = 1024
+        half = max(1, min(_MAX_JOBS, capacity) // 2)
+        per_dir = max(1, -(-len(dirs) // half))
+        per_leaf = max(_LEAF_CHUNK, -(-len(leaves) // half))
+        jobs: list[tuple[bool, list[str]]] = [(True, dirs[i : i + per_dir]) for i in range(0, len(dirs), per_dir)]
+        jobs += [(False, leaves[i : i + per_leaf]) for i in range(0, len(leaves), per_leaf)]
+        nworkers = min(self.workers, len(jobs))
         try:
             os.write(job_w, b"".join(i.to_bytes(4, "little") for i in range(len(jobs))))
         finally:
             os.close(job_w)
+        res_r, res_w = os.pipe2(os.O_CLOEXEC)
         pids: list[int] = []
         try:
             for _ in range(nworkers):

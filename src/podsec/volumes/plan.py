@@ -119,11 +119,14 @@ def plan_volumes(
     objects: Iterable[Mapping[str, Any]] | None = None,
     claim_dirs: Mapping[str, Path] | None = None,
     node: NodeInfo | None = None,
+    *,
+    atomic_write_user_fields: bool = False,
 ) -> list[VolumePlan]:
     """Plan every volume of ``spec``. Pure: no filesystem access.
 
     ``objects`` None skips payloads (explain without ConfigMaps); ``claim_dirs`` None skips the
-    claim-to-directory check (explain without ``--volume-dir``).
+    claim-to-directory check (explain without ``--volume-dir``). ``atomic_write_user_fields`` is the
+    KEP-5936 feature gate (``defaultUser``/``user`` own the files).
     """
     node = node or NodeInfo()
     fs_group = pod.fs_group
@@ -138,6 +141,7 @@ def plan_volumes(
         fs_group=fs_group,
         fs_user=fs_user_from(spec),
         node=node,
+        user_fields=atomic_write_user_fields,
     )
     plans: list[VolumePlan] = []
     seen: set[str] = set()
@@ -179,7 +183,7 @@ def _plan_one(
                 None,
                 "fsGroup applied recursively at every setup (read-write mask; fsGroupChangePolicy not passed)"
                 if fs_group is not None
-                else "no fsGroup: the directory stays root:root 0777",
+                else "no fsGroup: the directory stays root:root (0777 on disk, 1777 on tmpfs)",
             ),
             plugin_dir=PLUGIN_DIRS[vtype],
             medium=medium,

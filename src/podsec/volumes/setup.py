@@ -80,13 +80,13 @@ class PodVolumes:
     mounted: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def mounts_for(self, container: ResolvedContainer, env: Mapping[str, str] | None = None) -> list[dict]:
+    def mounts_for(self, container: ResolvedContainer, env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """OCI bind mounts for ``container``'s volumeMounts, in spec order.
 
         subPath/subPathExpr (``$(VAR)`` from ``env``, the container's resolved environment) are
         resolved inside the volume and bound to a private place first (see :mod:`.subpath`).
         """
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         for idx, m in enumerate(container.mounts):
             vol = self.volumes.get(m.name)
             where = render_path(m.field) if m.field else None
@@ -197,11 +197,17 @@ def prepare_pod_volumes(
     claim_dirs: Mapping[str, Path],
     *,
     node: NodeInfo | None = None,
+    atomic_write_user_fields: bool = False,
 ) -> PodVolumes:
-    """Set up every volume of the pod under ``pod_dir`` like the kubelet; undone on failure."""
+    """Set up every volume of the pod under ``pod_dir`` like the kubelet; undone on failure.
+
+    ``atomic_write_user_fields``: the KEP-5936 feature gate (off by default, as upstream).
+    """
     pod_dir = Path(pod_dir)
     node = node or node_info_from_host(pod_dir)
-    plans = plan_volumes(pod, spec, metadata, list(objects), claim_dirs, node)
+    plans = plan_volumes(
+        pod, spec, metadata, list(objects), claim_dirs, node, atomic_write_user_fields=atomic_write_user_fields
+    )
     for plan in plans:
         if not plan.runnable:
             raise RuntimeFailure(
@@ -213,7 +219,13 @@ def prepare_pod_volumes(
         if any(p.plugin_dir for p in plans):
             (pod_dir / VOLUMES_DIR).mkdir(mode=0o750, parents=True, exist_ok=True)
         for plan in plans:
-            pv.volumes[plan.name] = _set_up(pv, plan)
+            try:
+                pv.volumes[plan.name] = _set_up(pv, plan)
+            except OSError as e:
+                raise RuntimeFailure(
+                    f'MountVolume.SetUp failed for volume "{plan.name}" : {e.strerror}: {e.filename}',
+                    field=render_path(plan.field),
+                ) from e
     except BaseException:
         try:
             pv.teardown()

@@ -85,6 +85,8 @@ class SourceContext:
     fs_group: int | None = None
     fs_user: int | None = None
     node: NodeInfo = field(default_factory=NodeInfo)
+    user_fields: bool = False
+    """KEP-5936 ``defaultUser``/``user`` (feature gate ``AtomicWriteVolumeUserFields``, alpha, off)."""
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -175,6 +177,23 @@ def _mode(value: object, default: int, field_path: FieldPath) -> int:
     return value
 
 
+def _user(value: object, default: int | None, field_path: FieldPath) -> int | None:
+    """KEP-5936 owner uid of a file: the item's ``user``, else the source's ``defaultUser``."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2147483647:
+        raise InputError(
+            f"Invalid value: {value!r}: must be between 0 and 2147483647, inclusive", field=render_path(field_path)
+        )
+    return value
+
+
+def _default_user(source: Mapping[str, Any], ctx: SourceContext, field_path: FieldPath) -> int | None:
+    if not ctx.user_fields:
+        return None
+    return _user(source.get("defaultUser"), None, (*field_path, "defaultUser"))
+
+
 def _b64(value: object, what: str, field_path: FieldPath) -> bytes:
     if not isinstance(value, str):
         raise InputError(f"{what}: must be a base64-encoded string", field=render_path(field_path))
@@ -229,12 +248,14 @@ def _key_payload(
     optional: bool,
     volume: str,
     field_path: FieldPath,
+    default_user: int | None = None,
+    user_fields: bool = False,
 ) -> dict[str, FileProjection]:
     """MakePayload for configMap and secret: every key, or only the listed items."""
     payload: dict[str, FileProjection] = {}
     if not items:
         for key, value in data.items():
-            payload[key] = FileProjection(value, default_mode)
+            payload[key] = FileProjection(value, default_mode, default_user)
         return payload
     for i, item in enumerate(items):
         key = item.get("key")
@@ -248,7 +269,8 @@ def _key_payload(
             )
             raise _setup_error(volume, msg, (*field_path, "items", i, "key"))
         mode = _mode(item.get("mode"), default_mode, (*field_path, "items", i, "mode"))
-        payload[str(item.get("path"))] = FileProjection(data[key], mode)
+        uid = _user(item.get("user"), default_user, (*field_path, "items", i, "user")) if user_fields else None
+        payload[str(item.get("path"))] = FileProjection(data[key], mode, uid)
     return payload
 
 
@@ -266,12 +288,27 @@ def _lookup(
 
 
 def config_map_payload(
-    source: Mapping[str, Any], ctx: SourceContext, volume: str, field_path: FieldPath, default_mode: int
+    source: Mapping[str, Any],
+    ctx: SourceContext,
+    volume: str,
+    field_path: FieldPath,
+    default_mode: int,
+    default_user: int | None = None,
 ) -> dict[str, FileProjection]:
     optional = bool(source.get("optional"))
     cm = _lookup(ctx, "ConfigMap", source.get("name"), optional, volume, field_path)
     data = config_map_data(cm) if cm is not None else {}
-    return _key_payload("ConfigMap", data, source.get("items"), default_mode, optional, volume, field_path)
+    return _key_payload(
+        "ConfigMap",
+        data,
+        source.get("items"),
+        default_mode,
+        optional,
+        volume,
+        field_path,
+        default_user,
+        ctx.user_fields,
+    )
 
 
 def secret_payload(
@@ -281,11 +318,22 @@ def secret_payload(
     field_path: FieldPath,
     default_mode: int,
     name_key: str = "secretName",
+    default_user: int | None = None,
 ) -> dict[str, FileProjection]:
     optional = bool(source.get("optional"))
     secret = _lookup(ctx, "Secret", source.get(name_key), optional, volume, field_path)
     data = secret_data(secret) if secret is not None else {}
-    return _key_payload("Secret", data, source.get("items"), default_mode, optional, volume, field_path)
+    return _key_payload(
+        "Secret",
+        data,
+        source.get("items"),
+        default_mode,
+        optional,
+        volume,
+        field_path,
+        default_user,
+        ctx.user_fields,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -385,6 +433,7 @@ def downward_api_payload(
     field_path: FieldPath,
     default_mode: int,
     default_container: str | None = None,
+    default_user: int | None = None,
 ) -> dict[str, FileProjection]:
     """``CollectData``: every item evaluated; errors are collected and reported together."""
     payload: dict[str, FileProjection] = {}
@@ -401,7 +450,8 @@ def downward_api_payload(
                 data = resource_field_value(ctx, item["resourceFieldRef"], default_container).encode()
         except (ValueError, InputError) as e:
             errors.append(str(e))
-        payload[path] = FileProjection(data, mode)
+        uid = _user(item.get("user"), default_user, (*ipath, "user")) if ctx.user_fields else None
+        payload[path] = FileProjection(data, mode, uid)
     if errors:
         msg = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
         raise _setup_error(volume, msg, (*field_path, "items"))
@@ -427,15 +477,20 @@ def projected_payload(
 ) -> dict[str, FileProjection]:
     """Projected ``collectData``: sources merged in order (a later path wins), errors aggregated."""
     default_mode = _mode(source.get("defaultMode"), DEFAULT_MODE, (*field_path, "defaultMode"))
+    user = _default_user(source, ctx, field_path)
     payload: dict[str, FileProjection] = {}
     errors: list[SetUpError] = []
     for i, src in enumerate(source.get("sources") or []):
         spath = (*field_path, "sources", i)
         try:
             if src.get("configMap") is not None:
-                payload.update(config_map_payload(src["configMap"], ctx, volume, (*spath, "configMap"), default_mode))
+                payload.update(
+                    config_map_payload(src["configMap"], ctx, volume, (*spath, "configMap"), default_mode, user)
+                )
             elif src.get("secret") is not None:
-                payload.update(secret_payload(src["secret"], ctx, volume, (*spath, "secret"), default_mode, "name"))
+                payload.update(
+                    secret_payload(src["secret"], ctx, volume, (*spath, "secret"), default_mode, "name", user)
+                )
             elif src.get("downwardAPI") is not None:
                 payload.update(
                     downward_api_payload(
@@ -444,6 +499,8 @@ def projected_payload(
                         volume,
                         (*spath, "downwardAPI"),
                         default_mode,
+                        None,
+                        user,
                     )
                 )
             elif src.get("serviceAccountToken") is not None:
@@ -484,17 +541,17 @@ def build_payload(
         src = volume["configMap"]
         fp = (*field_path, "configMap")
         mode = _mode(src.get("defaultMode"), DEFAULT_MODE, (*fp, "defaultMode"))
-        return config_map_payload(src, ctx, name, fp, mode)
+        return config_map_payload(src, ctx, name, fp, mode, _default_user(src, ctx, fp))
     if volume.get("secret") is not None:
         src = volume["secret"]
         fp = (*field_path, "secret")
         mode = _mode(src.get("defaultMode"), DEFAULT_MODE, (*fp, "defaultMode"))
-        return secret_payload(src, ctx, name, fp, mode)
+        return secret_payload(src, ctx, name, fp, mode, default_user=_default_user(src, ctx, fp))
     if volume.get("downwardAPI") is not None:
         src = volume["downwardAPI"]
         fp = (*field_path, "downwardAPI")
         mode = _mode(src.get("defaultMode"), DEFAULT_MODE, (*fp, "defaultMode"))
-        return downward_api_payload(src.get("items"), ctx, name, fp, mode)
+        return downward_api_payload(src.get("items"), ctx, name, fp, mode, None, _default_user(src, ctx, fp))
     if volume.get("projected") is not None:
         return projected_payload(volume["projected"], ctx, name, (*field_path, "projected"))
     return None

@@ -193,10 +193,11 @@ def prepare_sub_path(
     create: bool = True,
 ) -> Path:
     """Resolve, create and bind one subPath; returns the private bind to hand to the runtime."""
-    mode: int | None = None
-    if create:
-        mode = os.stat(volume_root).st_mode & 0o7777
-    fd = open_beneath(volume_root, sub_path, create_mode=mode)
+    try:
+        mode = os.stat(volume_root).st_mode & 0o7777 if create else None
+        fd = open_beneath(volume_root, sub_path, create_mode=mode)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot resolve {sub_path!r} in {volume_root}: {e.strerror}") from e
     try:
         target = bind_target(pod_dir, volume, container, index)
         try:
