@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podsec.runtime import state
-from podsec.runtime.mounts import unmount_all
 from podsec.runtime.ociruntime import RUNTIMES, OCIRuntime
 from podsec.runtime.state import ID_PREFIX, PodPaths, PodRecord
+from podsec.volumes.mounts import mounts_under, unmount_all_under
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 STARTING_GRACE = 30.0
@@ -152,14 +152,15 @@ def release_mounts(pod_dir: Path, report: CleanupReport) -> None:
 
     before = len(_mounts_under(pod_dir))
     teardown_dir(pod_dir, report.problems)
-    report.problems += unmount_all(pod_dir)
+    try:
+        unmount_all_under(pod_dir)
+    except OSError as e:
+        report.problems.append(f"{e.filename}: {e.strerror}")
     report.mounts += before - len(_mounts_under(pod_dir))
 
 
 def _mounts_under(path: Path) -> list[str]:
-    from podsec.runtime.mounts import mounts_under
-
-    return mounts_under(path)
+    return [m.mount_point for m in mounts_under(path)]
 
 
 def remove_dir(pod_dir: Path, report: CleanupReport) -> None:

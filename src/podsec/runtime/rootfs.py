@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from podsec.errors import RuntimeFailure
-from podsec.runtime.mounts import mount, umount
+from podsec.volumes.mounts import mount, unmount
 
 
 def _check(path: Path) -> str:
@@ -36,7 +36,7 @@ def mount_overlay(lower: Path, container_dir: Path) -> Path:
     """
     upper, work, rootfs = container_dir / "upper", container_dir / "work", container_dir / "rootfs"
     if os.path.ismount(rootfs):
-        umount(rootfs, detach=True)
+        unmount(rootfs)
     for d in (upper, work):
         if d.exists():
             shutil.rmtree(d)
@@ -57,4 +57,4 @@ def mount_overlay(lower: Path, container_dir: Path) -> Path:
 
 
 def unmount_overlay(container_dir: Path) -> None:
-    umount(container_dir / "rootfs", detach=True)
+    unmount(container_dir / "rootfs")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from podsec.errors import RuntimeFailure
 from podsec.model import ResolvedPod
-from podsec.runtime.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, mount
 from podsec.runtime.ociruntime import OCIRuntime
 from podsec.runtime.state import PodPaths
+from podsec.volumes.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, mount
 
 BUSYBOX = Path("/bin/busybox")
 PAUSE_ARGS = ["sleep", "infinity"]

@@ -5,20 +5,31 @@ Pure planning (:mod:`.plan`, :mod:`.sources`) is separate from side effects (:mo
 per-type modules), so ``explain``/``check`` can show the plan without touching the host.
 """
 
-from podsec.volumes.atomic_writer import FileProjection, write_atomic
-from podsec.volumes.ownership import change_owner_uid, change_ownership
-from podsec.volumes.plan import OwnershipPlan, VolumePlan, plan_volumes
-from podsec.volumes.setup import PodVolumes, prepare_pod_volumes, teardown_pod_dir
+from __future__ import annotations
 
-__all__ = [
-    "FileProjection",
-    "OwnershipPlan",
-    "PodVolumes",
-    "VolumePlan",
-    "change_owner_uid",
-    "change_ownership",
-    "plan_volumes",
-    "prepare_pod_volumes",
-    "teardown_pod_dir",
-    "write_atomic",
-]
+import importlib
+
+_EXPORTS = {
+    "FileProjection": "atomic_writer",
+    "write_atomic": "atomic_writer",
+    "change_owner_uid": "ownership",
+    "change_ownership": "ownership",
+    "OwnershipPlan": "plan",
+    "VolumePlan": "plan",
+    "plan_volumes": "plan",
+    "PodVolumes": "setup",
+    "prepare_pod_volumes": "setup",
+    "teardown_pod_dir": "setup",
+}
+"""Public names and their modules, imported on first use so ``podsec.volumes.mounts`` stays cheap."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'podsec.volumes' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"podsec.volumes.{module}"), name)
+    globals()[name] = value
+    return value
