@@ -165,16 +165,25 @@ def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: 
         click.echo(render_text(pods), nl=False)
 
 
-def _register_runtime_commands() -> None:
-    """run/apply/get/exec/logs/delete/gc/image live in cli_runtime (kept apart: they touch the machine)."""
-    try:
-        from podsec.cli_runtime import register
-    except ImportError:
-        return
-    register(cli)
+#: Command modules kept apart from this file (they touch the machine or pull in heavier imports); each has
+#: ``register(cli)`` and imports its library code inside the commands, so ``podsec check`` stays fast.
+COMMAND_MODULES = ("podsec.cli_runtime", "podsec.cli_trace", "podsec.cli_perms", "podsec.cli_fix")
 
 
-_register_runtime_commands()
+def _register_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not built into this install
+                continue
+            raise
+        module.register(cli)
+
+
+_register_commands()
 
 
 def main() -> None:
