@@ -44,11 +44,11 @@ class Analysis:
     namespace_errors: list[str] = field(default_factory=list)
 
 
-def raise_type_errors(wl: Workload) -> None:
+def raise_type_errors(wl: Workload, feature_gates: frozenset[str] = frozenset()) -> None:
     """The API server cannot decode a wrong type at all: that is bad input (exit 2), not a finding."""
     from podsec.api.types import check_types
 
-    errors = check_types(wl.metadata, wl.spec)
+    errors = check_types(wl.metadata, wl.spec, fs_user="PodSecurityContextFSUser" in feature_gates)
     if errors:
         e = errors[0]
         raise wl.obj.error(e.body(), wl.template + e.location, field=wl.field(e.path))
@@ -89,14 +89,15 @@ def analyze(
     from podsec.policy.pss import evaluate
 
     ns_policies, ns_errors = namespace_policies(loaded.objects)
-    vopts = ValidationOptions(allow_privileged=allow_privileged)
-    tmpl_opts = ValidationOptions(allow_privileged=allow_privileged, resource_is_pod=False)
+    vopts = ValidationOptions(allow_privileged=allow_privileged, feature_gates=feature_gates)
+    tmpl_opts = ValidationOptions(allow_privileged=allow_privileged, resource_is_pod=False,
+                                  feature_gates=feature_gates)
     reports: list[WorkloadReport] = []
     for obj in loaded.objects:
         wl = workload_of(obj)
         if wl is None:
             continue
-        raise_type_errors(wl)
+        raise_type_errors(wl, feature_gates)
         findings: list[Finding] = []
         opts = vopts if wl.kind == "Pod" else tmpl_opts
         for err in validate_pod(wl.metadata, wl.spec, opts):
@@ -128,7 +129,7 @@ def analyze(
                     extra={"paths": [tuple(p) for p in paths]},
                 )
             )
-        findings += run_checks(wl.metadata, wl.spec, resolved)
+        findings += run_checks(wl.metadata, wl.spec, resolved, feature_gates)
         for f in findings:
             f.field = wl.field(f.path)
             f.line = wl.line_of(f.path)

@@ -14,6 +14,7 @@ import click
 
 from podsec import __version__
 from podsec.errors import PodsecError
+from podsec.features import click_option as _feature_gates_option
 
 DEFAULT_ROOT = "/var/lib/podsec"
 DEFAULT_STATE = "/run/podsec"
@@ -98,9 +99,10 @@ def _load(files: tuple[str, ...]) -> Any:
 @click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default="low", show_default=True,
               help="Hide table rows below this severity.")
 @click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
+@_feature_gates_option()
 @click.pass_context
 def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_version: str | None, output: str,
-          fail_on: str, min_severity: str, no_images: bool) -> None:
+          fail_on: str, min_severity: str, no_images: bool, feature_gates: Any) -> None:
     """Validate manifests as the API server would and judge them against Pod Security Standards."""
     from podsec.check import check_paths
     from podsec.policy.pss import parse_version
@@ -115,7 +117,8 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
         raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin")
     images = None if no_images else image_lookup(ctx.obj["root"])
     results, warnings = check_paths(list(files), level=level, version=pss_version, images=images,
-                                    jobs=None if images is None else 1)
+                                    jobs=None if images is None else 1,
+                                    feature_gates=feature_gates.enabled_names)
     for e in warnings:
         click.echo(f"podsec: warning: {e}", err=True)
     out = sys.stdout
@@ -136,33 +139,74 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
 @click.argument("files", nargs=-1, metavar="FILE|DIR|-")
 @click.option("-o", "--output", type=click.Choice(("text", "json", "yaml")), default="text", show_default=True)
 @click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
+@_feature_gates_option()
 @click.pass_context
-def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool) -> None:
+def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool, feature_gates: Any) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
     from podsec.check import raise_type_errors
     from podsec.manifest.kinds import workload_of
+    from podsec.puid import pod_verdicts
     from podsec.report.explain_report import pod_dict, render_text
     from podsec.resolve import resolve_pod
 
     loaded = _load(files)
     images = None if no_images else image_lookup(ctx.obj["root"])
+    facts = None if images is None else _image_facts(ctx.obj["root"])
     pods = []
+    puid = []  # PUID/PGID (linuxserver/s6-overlay) verdicts, by container name, one dict per pod
+    notes: list[list[str]] = []  # volume file owners (fsUser, defaultUser/user and their feature gates)
     for obj in loaded.objects:
         wl = workload_of(obj)
         if wl is None:
             continue
-        raise_type_errors(wl)
-        pods.append((resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind), obj.source.display, obj.line_of()))
+        raise_type_errors(wl, feature_gates.enabled_names)
+        pod = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
+        pods.append((pod, obj.source.display, obj.line_of()))
+        notes.append(_ownership_notes(pod, wl, feature_gates))
+        by_name = {c.name: images(c.image) if images and c.image else None for c in pod.containers}
+        puid.append(pod_verdicts(wl.spec, pod, by_name, facts))
+    docs = [pod_dict(p, f, ln, v) for (p, f, ln), v in zip(pods, puid)]
+    for doc, n in zip(docs, notes):
+        if n:
+            doc["volumeOwnership"] = n
     if output == "json":
         import json
 
-        click.echo(json.dumps({"pods": [pod_dict(p, f, ln) for p, f, ln in pods]}, indent=2))
+        click.echo(json.dumps({"pods": docs}, indent=2))
     elif output == "yaml":
         import yaml
 
-        click.echo(yaml.safe_dump({"pods": [pod_dict(p, f, ln) for p, f, ln in pods]}, sort_keys=False), nl=False)
+        click.echo(yaml.safe_dump({"pods": docs}, sort_keys=False), nl=False)
+    elif any(notes):  # each pod's block, then its volume notes (same text as below when there are none)
+        blocks = []
+        for p, v, n in zip(pods, puid, notes):
+            block = render_text([p], [v])
+            if n:
+                block += "  volume files:\n" + "".join(f"    - {line}\n" for line in n)
+            blocks.append(block)
+        click.echo("\n".join(blocks), nl=False)
     else:
-        click.echo(render_text(pods), nl=False)
+        click.echo(render_text(pods, puid), nl=False)
+
+
+def _ownership_notes(pod: Any, wl: Any, gates: Any) -> list[str]:
+    """Who will own each volume's files, when fsUser/defaultUser/user or their gates are involved."""
+    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER
+    from podsec.volumes.plan import ownership_notes
+
+    return ownership_notes(pod, wl.spec, wl.pod_metadata(),
+                           atomic_write_user_fields=gates.enabled(ATOMIC_WRITE_VOLUME_USER_FIELDS),
+                           pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER))
+
+
+def _image_facts(root: str) -> Callable[[str], Any]:
+    """s6-overlay files in an image's rootfs (read only for PUID/PGID candidates), from the local store."""
+    from pathlib import Path
+
+    from podsec.image.s6 import store_facts
+    from podsec.image.store import ImageStore
+
+    return store_facts(ImageStore(Path(root)))
 
 
 #: Command modules kept apart from this file (they touch the machine or pull in heavier imports); each has

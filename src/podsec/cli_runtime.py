@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from podsec.errors import InputError, PodsecError, RuntimeFailure
+from podsec.features import click_option as _feature_gates_option
 
 
 class NotFound(PodsecError):
@@ -58,19 +59,37 @@ def _volume_dirs(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _new_record(req: Any, ctx: click.Context, runtime: str, volume_dirs: dict[str, str], mode: str) -> Any:
+def _new_record(req: Any, ctx: click.Context, runtime: str, volume_dirs: dict[str, str], mode: str,
+                gates: Any = None) -> Any:
     from podsec.runtime.lifecycle import new_record
 
     return new_record(
         req.metadata, req.spec, req.objects, image_root=os.path.abspath(_root(ctx)), runtime=runtime,
         volume_dirs=volume_dirs, mode=mode, node_name=os.uname().nodename,
+        feature_gates=gates.as_dict() if gates is not None else None,
     )
 
 
-def _admit(req: Any, store: Any) -> None:
+def _validate(req: Any, gates: Any) -> None:
+    """API validation with the feature gates in force, then the API server's drop of disabled fields
+    (said once on stderr: a stock cluster would ignore, or refuse, what the manifest asks for)."""
+    from podsec import features
+    from podsec.api.validation import ValidationOptions
     from podsec.runtime import admission
 
-    admission.validate(req)
+    admission.validate(req, ValidationOptions(feature_gates=gates.enabled_names))
+    dropped = features.disabled_fields(req.spec, gates)
+    if dropped:
+        for gate in dict.fromkeys(f.gate for f in dropped):
+            msg = features.ignored_message(gate, [f for f in dropped if f.gate == gate])
+            click.echo(f"podsec: warning: pod/{req.name}: {msg}", err=True)
+        req.spec = features.drop_disabled_fields(req.spec, gates)
+
+
+def _admit(req: Any, store: Any, gates: Any) -> None:
+    from podsec.runtime import admission
+
+    _validate(req, gates)
     admission.check_images(req, store)
 
 
@@ -187,9 +206,10 @@ def image_rm(ctx: click.Context, refs: tuple[str, ...]) -> None:
 @click.option("--volume-dir", multiple=True, metavar="CLAIM=DIR", help="Back a persistentVolumeClaim with a directory.")
 @click.option("--timeout", type=float, default=None, metavar="S", help="Stop the pod after S seconds (exit 124).")
 @namespace_option
+@_feature_gates_option()
 @click.pass_context
 def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, volume_dir: tuple[str, ...],
-        timeout: float | None, namespace: str | None) -> None:
+        timeout: float | None, namespace: str | None, feature_gates: Any) -> None:
     """Run a pod in the foreground and stream its output; exit with the app containers' exit code.
 
     With one container its output is copied as is; with several each line is prefixed ``[name] ``.
@@ -202,9 +222,9 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
 
     lifecycle.trace("run: imported")
     req = admission.single_pod(files, namespace)
-    admission.validate(req)  # the images are checked while the sandbox starts
+    _validate(req, feature_gates)  # the images are checked while the sandbox starts
     lifecycle.trace("run: admitted")
-    record = _new_record(req, ctx, runtime, _volume_dirs(volume_dir), "foreground")
+    record = _new_record(req, ctx, runtime, _volume_dirs(volume_dir), "foreground", feature_gates)
     record.owner_pid = os.getpid()
     record.owner_start = state.process_start_time(record.owner_pid)
     paths = _paths(ctx, record.namespace, record.name)
@@ -243,9 +263,10 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
 @runtime_option
 @click.option("--volume-dir", multiple=True, metavar="CLAIM=DIR", help="Back a persistentVolumeClaim with a directory.")
 @namespace_option
+@_feature_gates_option()
 @click.pass_context
 def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: tuple[str, ...],
-          namespace: str | None) -> None:
+          namespace: str | None, feature_gates: Any) -> None:
     """Start pods detached: a supervisor per pod runs (and restarts) its containers."""
     import subprocess
 
@@ -256,7 +277,7 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
         raise InputError("no Pod in the files", file=", ".join(files))
     store = _store(ctx)
     for req in reqs:
-        _admit(req, store)
+        _admit(req, store, feature_gates)
     dirs = _volume_dirs(volume_dir)
     for req in reqs:
         paths = _paths(ctx, req.namespace, req.name)
@@ -267,7 +288,7 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
                 click.echo(f"pod/{req.name} unchanged")
                 continue
             raise lifecycle.PodExists(req.namespace, req.name)
-        record = _new_record(req, ctx, runtime, dirs, "detached")
+        record = _new_record(req, ctx, runtime, dirs, "detached", feature_gates)
         lifecycle.create_pod_dir(paths, record)
         with open(paths.supervisor_log, "ab") as out:
             proc = subprocess.Popen(

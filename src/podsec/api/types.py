@@ -226,25 +226,30 @@ _CONTAINER = _obj(
     targetContainerName=_STR,
 )
 
-_KEY_TO_PATH = _List(_obj(key=_STR, path=_STR, mode=_I32))
-_DOWNWARD_FILES = _List(_obj(path=_STR, mode=_I32, fieldRef=_FIELD_REF, resourceFieldRef=_RESOURCE_FIELD_REF))
+# ``defaultUser``/``user`` (KEP-5936) are in the 1.37 schema whether or not their gate is on: the
+# decoder refuses a wrong type before the registry drops a disabled field.
+_KEY_TO_PATH = _List(_obj(key=_STR, path=_STR, mode=_I32, user=_I64))
+_DOWNWARD_FILES = _List(
+    _obj(path=_STR, mode=_I32, fieldRef=_FIELD_REF, resourceFieldRef=_RESOURCE_FIELD_REF, user=_I64)
+)
 
 _VOLUME = _obj(
     name=_STR,
     emptyDir=_obj(medium=_STR, sizeLimit=_QUANTITY),
     hostPath=_obj(path=_STR, type=_STR),
-    configMap=_obj(name=_STR, defaultMode=_I32, optional=_BOOL, items=_KEY_TO_PATH),
-    secret=_obj(secretName=_STR, defaultMode=_I32, optional=_BOOL, items=_KEY_TO_PATH),
-    downwardAPI=_obj(defaultMode=_I32, items=_DOWNWARD_FILES),
+    configMap=_obj(name=_STR, defaultMode=_I32, optional=_BOOL, items=_KEY_TO_PATH, defaultUser=_I64),
+    secret=_obj(secretName=_STR, defaultMode=_I32, optional=_BOOL, items=_KEY_TO_PATH, defaultUser=_I64),
+    downwardAPI=_obj(defaultMode=_I32, items=_DOWNWARD_FILES, defaultUser=_I64),
     projected=_obj(
         defaultMode=_I32,
+        defaultUser=_I64,
         sources=_List(
             _obj(
                 secret=_obj(name=_STR, optional=_BOOL, items=_KEY_TO_PATH),
                 configMap=_obj(name=_STR, optional=_BOOL, items=_KEY_TO_PATH),
                 downwardAPI=_obj(items=_DOWNWARD_FILES),
-                serviceAccountToken=_obj(audience=_STR, expirationSeconds=_I64, path=_STR),
-                clusterTrustBundle=_obj(name=_STR, signerName=_STR, path=_STR, optional=_BOOL),
+                serviceAccountToken=_obj(audience=_STR, expirationSeconds=_I64, path=_STR, user=_I64),
+                clusterTrustBundle=_obj(name=_STR, signerName=_STR, path=_STR, optional=_BOOL, user=_I64),
             )
         ),
     ),
@@ -288,6 +293,16 @@ _SPEC = _obj(
 _METADATA = _obj(
     name=_STR, generateName=_STR, namespace=_STR, uid=_STR, labels=_STR_MAP, annotations=_STR_MAP
 )
+
+
+def _with_field(node: tuple, key: str, child: tuple) -> tuple:
+    """A copy of object node ``node`` that also knows ``key``."""
+    return _obj(**{**node[4][0], key: child})
+
+
+_SPEC_FS_USER = _with_field(_SPEC, "securityContext", _with_field(_POD_SECURITY_CONTEXT, "fsUser", _I64))
+"""The spec an API server with podsec's ``PodSecurityContextFSUser`` gate would decode: with the gate
+off ``fsUser`` is an unknown field, which a non-strict decoder drops whatever its type."""
 
 
 def _flat(link: tuple | None) -> tuple:
@@ -411,15 +426,16 @@ def _walk_mapping(value: tuple, v: dict, link: tuple, errs: list[FieldError]) ->
         _walk(value, x, (link, Key(k if isinstance(k, str) else str(k))), errs)
 
 
-def check_types(metadata: object, spec: object) -> list[FieldError]:
+def check_types(metadata: object, spec: object, *, fs_user: bool = False) -> list[FieldError]:
     """Every value the API server could not even decode, as ``InvalidType`` errors.
 
     E.g. ``spec.securityContext.runAsUser: Invalid value: "abc": expected integer, got string``.
     Paths start at the pod (template) root, like :func:`podsec.api.validation.validate_pod`.
+    ``fs_user``: the ``PodSecurityContextFSUser`` gate is on, so ``fsUser`` is a known int64 field.
     """
     errs: list[FieldError] = []
     if metadata is not None:
         _walk(_METADATA, metadata, (None, "metadata"), errs)
     if spec is not None:
-        _walk(_SPEC, spec, (None, "spec"), errs)
+        _walk(_SPEC_FS_USER if fs_user else _SPEC, spec, (None, "spec"), errs)
     return errs

@@ -52,6 +52,19 @@ class ValidationOptions:
     turn off to validate a pod that already exists (e.g. ``kubectl get -o yaml`` output)."""
     allow_only_recursive_selinux_change_policy: bool = False
     """``PodValidationOptions.AllowOnlyRecursiveSELinuxChangePolicy`` (SELinuxMount gate off)."""
+    feature_gates: frozenset[str] = frozenset()
+    """Enabled gates of :mod:`podsec.features`. A disabled gate's fields are dropped before validation
+    (``dropDisabledPodFields``), so they are validated only when their gate is on."""
+
+    @property
+    def user_fields(self) -> bool:
+        """KEP-5936 ``defaultUser``/``user`` are validated (``AtomicWriteVolumeUserFields``)."""
+        return "AtomicWriteVolumeUserFields" in self.feature_gates
+
+    @property
+    def fs_user(self) -> bool:
+        """KEP-5280 ``spec.securityContext.fsUser`` is validated (podsec's ``PodSecurityContextFSUser``)."""
+        return "PodSecurityContextFSUser" in self.feature_gates
 
 
 _DEFAULT_OPTIONS = ValidationOptions()
@@ -85,6 +98,8 @@ _NOT_FOR_LINUX = "windows options cannot be set for a linux pod"
 _PROFILE_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
 _CONTAINER_ID_FIELDS = ("runAsUser", "runAsGroup")
 _POD_ID_FIELDS = ("fsGroup", "runAsUser", "runAsGroup")
+_POD_ID_FIELDS_FS_USER = ("fsUser", *_POD_ID_FIELDS)
+"""The KEP-5280 reference implementation validates ``fsUser`` (IsValidUserID) before ``fsGroup``."""
 _PROC_MOUNT_TYPES = ("Default", "Unmasked")
 _FSGROUP_POLICIES = ("Always", "OnRootMismatch")
 _SUPPLEMENTAL_POLICIES = ("Merge", "Strict")
@@ -497,7 +512,7 @@ def _container_security_context(
 # Volumes (ValidateVolumes)
 
 
-def _key_to_path(kp: dict, path: tuple, errs: list[FieldError]) -> None:
+def _key_to_path(kp: dict, path: tuple, errs: list[FieldError], users: bool = False) -> None:
     key = _s(kp.get("key")) or ""
     p = _s(kp.get("path")) or ""
     if not key:
@@ -507,16 +522,24 @@ def _key_to_path(kp: dict, path: tuple, errs: list[FieldError]) -> None:
     _local_non_reserved_path(p, (*path, "path"), errs)
     if "mode" in kp:
         _check_mode(kp["mode"], (*path, "mode"), errs)
+    if users and kp.get("user") is not None:
+        _check_id(kp["user"], (*path, "user"), errs)
 
 
-def _items(src: dict, path: tuple, errs: list[FieldError]) -> None:
+def _items(src: dict, path: tuple, errs: list[FieldError], users: bool = False) -> None:
     items = _l(src.get("items"))
     if items:
         for j, kp in enumerate(items):
-            _key_to_path(kp if isinstance(kp, dict) else _EMPTY, (*path, "items", j), errs)
+            _key_to_path(kp if isinstance(kp, dict) else _EMPTY, (*path, "items", j), errs, users)
 
 
-def _downward_api_file(f: dict, path: tuple, item: tuple, errs: list[FieldError]) -> None:
+def _default_user(src: dict, path: tuple, errs: list[FieldError], users: bool) -> None:
+    """KEP-5936 ``defaultUser``: IsValidUserID like runAsUser (only when its gate is on)."""
+    if users and src.get("defaultUser") is not None:
+        _check_id(src["defaultUser"], (*path, "defaultUser"), errs)
+
+
+def _downward_api_file(f: dict, path: tuple, item: tuple, errs: list[FieldError], users: bool = False) -> None:
     """validateDownwardAPIVolumeFile — upstream reports these at the source path, unindexed
     (``item`` is the file entry's real place, kept as the errors' ``where``)."""
     p = _s(f.get("path")) or ""
@@ -542,9 +565,14 @@ def _downward_api_file(f: dict, path: tuple, item: tuple, errs: list[FieldError]
         )
     if "mode" in f:
         _check_mode(f["mode"], (*path, "mode"), errs, (*item, "mode"))
+    if users and f.get("user") is not None:
+        # Inferred: reported at the source path like ``mode`` (validateDownwardAPIVolumeFile gets no index).
+        n = _i(f["user"])
+        if n is not None and not 0 <= n <= _MAX_ID:
+            errs.append(FieldError("Invalid", (*path, "user"), _RANGE_MSG, n, where=(*item, "user")))
 
 
-def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None:
+def _projection_sources(proj: dict, path: tuple, errs: list[FieldError], users: bool = False) -> None:
     sources = _l(proj.get("sources"))
     if not sources:
         return
@@ -573,7 +601,7 @@ def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None
             items = _l(obj.get("items"))
             for j, kp in enumerate(items or ()):
                 kp = kp if isinstance(kp, dict) else _EMPTY
-                _key_to_path(kp, (*src_path, kind, "items", j), errs)
+                _key_to_path(kp, (*src_path, kind, "items", j), errs, users)
                 p = _s(kp.get("path")) or ""
                 if p:
                     track(p, obj_name)
@@ -584,7 +612,7 @@ def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None
             for j, f in enumerate(items or ()):
                 f = f if isinstance(f, dict) else _EMPTY
                 _downward_api_file(
-                    f, (*src_path, "downwardAPI"), (*src_path, "downwardAPI", "items", j), errs
+                    f, (*src_path, "downwardAPI"), (*src_path, "downwardAPI", "items", j), errs, users
                 )
                 p = _s(f.get("path")) or ""
                 if p:
@@ -613,6 +641,8 @@ def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None
                 errs.append(FieldError("Required", (*path, "path"), where=real))
             else:
                 _local_non_reserved_path(p, (*path, "path"), errs, real)
+            if users and sat.get("user") is not None:
+                _check_id(sat["user"], (*src_path, "serviceAccountToken", "user"), errs)
         ctb = source.get("clusterTrustBundle")
         if ctb is not None:
             num += 1
@@ -622,6 +652,8 @@ def _projection_sources(proj: dict, path: tuple, errs: list[FieldError]) -> None
                 errs.append(FieldError("Required", (*src_path, "clusterTrustBundle", "path")))
             _local_non_reserved_path(p, (*src_path, "clusterTrustBundle", "path"), errs)
             track(p, p)
+            if users and ctb.get("user") is not None:
+                _check_id(ctb["user"], (*src_path, "clusterTrustBundle", "user"), errs)
         if num > 1:
             errs.append(
                 FieldError("Forbidden", src_path, "may not specify more than 1 volume type per source")
@@ -681,16 +713,21 @@ def _volume_source(vol: dict, idx: tuple, opts: ValidationOptions, errs: list[Fi
                 errs.append(FieldError("Required", (*path, name_key)))
             if "defaultMode" in src:
                 _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
-            _items(src, path, errs)
+            _default_user(src, path, errs, opts.user_fields)
+            _items(src, path, errs, opts.user_fields)
         elif key == "downwardAPI":
             if "defaultMode" in src:
                 _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
+            _default_user(src, path, errs, opts.user_fields)
             for j, f in enumerate(_l(src.get("items")) or ()):
-                _downward_api_file(f if isinstance(f, dict) else _EMPTY, path, (*path, "items", j), errs)
+                _downward_api_file(
+                    f if isinstance(f, dict) else _EMPTY, path, (*path, "items", j), errs, opts.user_fields
+                )
         elif key == "projected":
             if "defaultMode" in src:
                 _check_mode(src["defaultMode"], (*path, "defaultMode"), errs)
-            _projection_sources(src, path, errs)
+            _default_user(src, path, errs, opts.user_fields)
+            _projection_sources(src, path, errs, opts.user_fields)
         elif key == "persistentVolumeClaim":
             if not _s(src.get("claimName")):
                 errs.append(FieldError("Required", (*path, "claimName")))
@@ -1098,7 +1135,7 @@ def _pod_security_context(
     """validatePodSpecSecurityContext (the internal PodSecurityContext includes spec.host*)."""
     base = ("spec", "securityContext")
     if psc:
-        _check_ids(psc, _POD_ID_FIELDS, base, errs)
+        _check_ids(psc, _POD_ID_FIELDS_FS_USER if opts.fs_user else _POD_ID_FIELDS, base, errs)
         groups = psc.get("supplementalGroups")
         if groups and isinstance(groups, list):
             for g, gid in enumerate(groups):

@@ -23,14 +23,16 @@ class CheckInfo:
     title: str
     why: str
     fn: CheckFn
+    gated: bool = False
+    """The check also receives the enabled feature gates (a fourth argument)."""
 
 
 REGISTRY: list[CheckInfo] = []
 
 
-def check(id: str, severity: str, title: str, why: str) -> Callable[[CheckFn], CheckFn]:
+def check(id: str, severity: str, title: str, why: str, *, gated: bool = False) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
-        REGISTRY.append(CheckInfo(id, severity, title, why, fn))
+        REGISTRY.append(CheckInfo(id, severity, title, why, fn, gated))
         return fn
 
     return register
@@ -313,10 +315,54 @@ def seccomp_unconfined(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Fin
             )
 
 
-def run_checks(meta: dict, spec: dict, pod: ResolvedPod) -> list[Finding]:
+_FIX_FS_USER = (
+    "on a cluster: put the owner on the volume instead — configMap/secret/projected/downwardAPI defaultUser or an "
+    "item's user (Kubernetes 1.37 alpha, gate AtomicWriteVolumeUserFields) — or copy and chown the files in an "
+    "initContainer; podsec run honours fsUser only with --feature-gates PodSecurityContextFSUser=true"
+)
+_FIX_USER_FIELDS = (
+    "enable AtomicWriteVolumeUserFields on kube-apiserver and every kubelet (Kubernetes 1.37+), or copy and chown "
+    "the files in an initContainer; podsec run honours it with --feature-gates AtomicWriteVolumeUserFields=true"
+)
+
+
+@check(
+    "PS011", "high", "field needs a feature gate a stock cluster does not have",
+    "Fields behind an alpha (or never merged) feature gate do nothing on a stock cluster: the API server drops a "
+    "gated field when the Pod is created, and refuses a field it does not know under kubectl's default "
+    "--validate=strict. Files in Secret and ConfigMap volumes then stay owned by root, which ssh (StrictModes) "
+    "and psql (.pgpass) refuse for a non-root user.",
+    gated=True,
+)
+def feature_gated_fields(meta: dict, spec: dict, pod: ResolvedPod, gates: frozenset[str] = frozenset()) -> Iterator[
+    Finding
+]:
+    from podsec.features import POD_SECURITY_CONTEXT_FS_USER, gated_fields, stock_behaviour
+
+    volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
+    for f in gated_fields(spec):
+        if f.gate in gates:
+            continue
+        if f.gate == POD_SECURITY_CONTEXT_FS_USER:
+            yield Finding(
+                "PS011", "high", stock_behaviour(f.gate, "fsUser") + "; the files stay owned by root",
+                f.path, fix=_FIX_FS_USER,
+            )
+            continue
+        vol = volumes[f.path[2]] if isinstance(f.path[2], int) and f.path[2] < len(volumes) else {}
+        where = f'{f.name} {f.value} of volume "{_d(vol).get("name")}"'
+        yield Finding(
+            "PS011", "medium",
+            stock_behaviour(f.gate, where) + "; the files stay owned by root",
+            f.path, fix=_FIX_USER_FIELDS,
+        )
+
+
+def run_checks(meta: dict, spec: dict, pod: ResolvedPod, feature_gates: frozenset[str] = frozenset()) -> list[Finding]:
     out: list[Finding] = []
     for info in REGISTRY:
-        for f in info.fn(meta, spec, pod):
+        found = info.fn(meta, spec, pod, feature_gates) if info.gated else info.fn(meta, spec, pod)  # type: ignore[call-arg]
+        for f in found:
             if not f.why:
                 f.why = info.why
             out.append(f)

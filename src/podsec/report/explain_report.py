@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import textwrap
+from typing import TYPE_CHECKING
+
 from podsec.model import ResolvedContainer, ResolvedPod
 from podsec.resolve import ALL_CAPS, DEFAULT_CAPS
+
+if TYPE_CHECKING:
+    from podsec.puid import Verdict
 
 KIND_WORD = {"init": "init container", "container": "container", "ephemeral": "ephemeral container"}
 
 
-def container_dict(c: ResolvedContainer) -> dict:
+def container_dict(c: ResolvedContainer, puid: Verdict | None = None) -> dict:
     ident = c.identity
-    return {
+    out = {
         "name": c.name,
         "type": c.kind,
         "image": c.image,
@@ -47,9 +53,14 @@ def container_dict(c: ResolvedContainer) -> dict:
                    for m in c.mounts],
         "dependsOnImage": list(c.depends_on_image),
     }
+    if puid is not None:
+        from podsec.puid import verdict_dict
+
+        out["puid"] = verdict_dict(puid)
+    return out
 
 
-def pod_dict(pod: ResolvedPod, file: str = "", line: int = 0) -> dict:
+def pod_dict(pod: ResolvedPod, file: str = "", line: int = 0, puid: dict[str, Verdict] | None = None) -> dict:
     return {
         "file": file,
         "line": line,
@@ -65,7 +76,7 @@ def pod_dict(pod: ResolvedPod, file: str = "", line: int = 0) -> dict:
         "supplementalGroupsPolicy": pod.supplemental_groups_policy,
         "sysctls": [{"name": n, "value": v} for n, v in pod.sysctls],
         "sandboxError": pod.sandbox_error,
-        "containers": [container_dict(c) for c in pod.containers],
+        "containers": [container_dict(c, (puid or {}).get(c.name)) for c in pod.containers],
     }
 
 
@@ -150,9 +161,31 @@ def describe(c: ResolvedContainer) -> list[str]:
     return out
 
 
-def render_text(pods: list[tuple[ResolvedPod, str, int]]) -> str:
+def puid_lines(v: Verdict) -> list[str]:
+    """The PUID/PGID verdict as explain bullets: what really happens, then each conflict with its remedy."""
+    out = [f"PUID/PGID image: {v.summary()}", "PUID/PGID evidence: " + "; ".join(v.evidence)]
+    out += [f"PUID/PGID warning: {w}" for w in v.warnings]
+    out += [f"PUID/PGID fine: {f}" for f in v.fine]
+    for c in v.conflicts:
+        kind = "CONFLICT" if c.fatal else "conflict (degrades)"
+        out.append(f"PUID/PGID {kind}: {c.setting}: {c.breaks}\nINSTEAD: {c.instead}")
+    if not v.conflicts:
+        out.append("PUID/PGID conflicts: none with this securityContext")
+    return out
+
+
+def _bullet(text: str) -> list[str]:
+    """One bullet, long ones wrapped under their first line."""
     lines: list[str] = []
-    for pod, file, line in pods:
+    for i, part in enumerate(text.split("\n")):
+        lines += textwrap.wrap(part, 116, initial_indent="    - " if i == 0 else "      ",
+                               subsequent_indent="      ", break_on_hyphens=False, break_long_words=False)
+    return lines
+
+
+def render_text(pods: list[tuple[ResolvedPod, str, int]], puid: list[dict[str, Verdict]] | None = None) -> str:
+    lines: list[str] = []
+    for idx, (pod, file, line) in enumerate(pods):
         head = f"{pod.kind}/{pod.name} (namespace {pod.namespace}) — {file}:{line}"
         lines.append(head)
         flags = [n for n, v in (("hostNetwork", pod.host_network), ("hostPID", pod.host_pid),
@@ -166,5 +199,9 @@ def render_text(pods: list[tuple[ResolvedPod, str, int]]) -> str:
             lines.append(f"  {KIND_WORD[c.kind]} {c.name!r} ({c.image}):")
             for s in describe(c):
                 lines.append(f"    - {s}")
+            verdict = puid[idx].get(c.name) if puid else None
+            if verdict is not None:
+                for s in puid_lines(verdict):
+                    lines += _bullet(s)
         lines.append("")
     return "\n".join(lines)

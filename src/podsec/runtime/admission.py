@@ -142,11 +142,21 @@ def object_meta_errors(metadata: dict[str, Any]) -> list[str]:
     return errors
 
 
-def validate(req: PodRequest) -> None:
-    """Refuse the pod as the API server would (all of its errors, in its order: object meta first)."""
-    from podsec.api.validation import validate_pod
+def validate(req: PodRequest, options: Any = None) -> None:
+    """Refuse the pod as the API server would (all of its errors, in its order: object meta first).
 
-    errs = object_meta_errors(req.metadata) + [e.render() for e in validate_pod(req.metadata, req.spec)]
+    ``options``: a :class:`podsec.api.validation.ValidationOptions` (feature gates), else the defaults.
+    """
+    from podsec.api.validation import ValidationOptions, validate_pod
+
+    opts = options if options is not None else ValidationOptions()
+    if opts.fs_user:  # the gate makes fsUser a known int64 field: a wrong type fails to decode
+        from podsec.api.types import check_types
+
+        bad = [e for e in check_types(req.metadata, req.spec, fs_user=True) if "fsUser" in e.path]
+        if bad:
+            raise InputError(bad[0].body(), file=req.where or None, field=bad[0].field)
+    errs = object_meta_errors(req.metadata) + [e.render() for e in validate_pod(req.metadata, req.spec, opts)]
     if errs:
         raise PodInvalid(invalid_message(req.name, errs))
 

@@ -241,7 +241,36 @@ class PodRunner:
         """The pod as resolved against its images; opened while the sandbox is being created."""
         if self._ctx is None:
             self._ctx = open_pod(self.paths, self.rec, self.store)
+            self._announce_puid(self._ctx)
         return self._ctx
+
+    def _announce_puid(self, ctx: PodContext) -> None:
+        """PUID/PGID (linuxserver, s6-overlay) images: an event per container for ``describe``, and in the
+        foreground (``run``) one note per container on stderr, before any container starts."""
+        from podsec.image.s6 import store_facts
+        from podsec.puid import event, note, pod_verdicts
+
+        verdicts = pod_verdicts(self.rec.spec, ctx.resolved, ctx.images, store_facts(ctx.store))
+        for v in verdicts.values():
+            type_, reason, message = event(v)
+            self.rec.event(type_, reason, message)
+            for ev in self.rec.events:
+                if ev.reason == reason and ev.message == message:
+                    ev.source = "podsec"  # podsec's reading of the image, not something the kubelet says
+            if self.sink is not None:
+                print(note(v), file=sys.stderr, flush=True)
+        if verdicts:
+            self.save()
+
+    # -- hooks for subclasses (podsec trace); they must not raise -------------------------------
+    def before_start(self, c: ContainerStatus, spec: dict) -> None:
+        """A container's rootfs, mounts and ``config.json`` (``spec``) are ready; its runtime starts next."""
+
+    def before_stop(self) -> None:
+        """The pod is stopping: what still runs is about to get SIGTERM."""
+
+    def after_stop(self) -> None:
+        """Every container has stopped; overlays, upper dirs and volumes still exist (released next)."""
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -514,6 +543,7 @@ class PodRunner:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             self.log_offsets[c.name] = os.fstat(fd).st_size
+            self.before_start(c, spec)
             self.procs[c.name] = self.runtime.run(c.runtime_id, bundle, bundle / "pid", fd,
                                                       bundle / "runtime.log")
             trace(f"{c.name}: runtime started")
@@ -617,7 +647,7 @@ class PodRunner:
                 self.abandoned = True  # e.g. an image that is not in the store: the pod never existed
                 raise
             self.volumes = prepare_volumes(ctx.resolved, self.rec.spec, self.rec.metadata, self.paths.dir,
-                                           self.rec.objects, self.rec.volume_dirs)
+                                           self.rec.objects, self.rec.volume_dirs, self.rec.feature_gates)
             self._prepare_ahead()
             trace("containers prepared")
         except PodsecError as e:
@@ -705,8 +735,10 @@ class PodRunner:
                 self.rec.deleting = True
                 self.rec.deletion_time = time.time()
                 self.save()
+            self.before_stop()
             self._stop_containers(grace_period(self.rec, self.paths) if self.procs else 0)
             sbx = self._kill_sandbox()
+            self.after_stop()
         finally:
             signal.set_wakeup_fd(-1)
             if self.sink is not None:
@@ -739,7 +771,8 @@ class PodRunner:
 
 
 def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: str, runtime: str,
-               volume_dirs: dict[str, str], mode: str, node_name: str) -> PodRecord:
+               volume_dirs: dict[str, str], mode: str, node_name: str,
+               feature_gates: dict[str, bool] | None = None) -> PodRecord:
     """A fresh record for a validated pod: uid filled in, every container waiting."""
     meta = dict(metadata)
     meta.setdefault("namespace", "default")
@@ -754,6 +787,7 @@ def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: s
         image_root=image_root,
         runtime=runtime,
         volume_dirs=volume_dirs,
+        feature_gates=dict(feature_gates or {}),
         mode=mode,
         node_name=node_name,
         host_ip=sandbox.node_ip() if host_network else "",  # else looked up while the sandbox starts

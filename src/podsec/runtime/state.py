@@ -100,6 +100,8 @@ class PodRecord:
     image_root: str = ""
     runtime: str = "runc"
     volume_dirs: dict[str, str] = field(default_factory=dict)
+    feature_gates: dict[str, bool] = field(default_factory=dict)
+    """podsec's feature gates in force for this pod (``--feature-gates``; empty: a stock cluster)."""
     created: float = field(default_factory=time.time)
     started: float | None = None
     owner_pid: int | None = None

@@ -31,15 +31,19 @@ class NoVolumes:
 
 
 def prepare(pod: ResolvedPod, spec: dict, metadata: dict, pod_dir: Path, objects: list[dict[str, Any]],
-            volume_dirs: dict[str, str]) -> PodVolumesLike:
+            volume_dirs: dict[str, str], feature_gates: dict[str, bool] | None = None) -> PodVolumesLike:
     """Create the pod's volumes as the kubelet does (emptyDir, hostPath checks, configMap/secret payloads,
-    claims backed by ``--volume-dir``, fsGroup ownership)."""
+    claims backed by ``--volume-dir``, fsGroup ownership; fsUser/defaultUser/user when their gates are on)."""
     if not spec.get("volumes"):
         return NoVolumes()
+    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER, gates_from
     from podsec.volumes import prepare_pod_volumes
 
+    gates = gates_from(feature_gates)
     claims = {name: Path(path) for name, path in volume_dirs.items()}
-    return prepare_pod_volumes(pod_dir, pod, spec, metadata, objects, claims)
+    return prepare_pod_volumes(pod_dir, pod, spec, metadata, objects, claims,
+                               atomic_write_user_fields=gates.enabled(ATOMIC_WRITE_VOLUME_USER_FIELDS),
+                               pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER))
 
 
 def teardown_dir(pod_dir: Path, problems: list[str]) -> None:

@@ -463,6 +463,8 @@ def walk_tree(
     *,
     workers: int | None = 1,
     parallel_after: float = PARALLEL_AFTER,
+    first_progress_after: float = FIRST_PROGRESS_AFTER,
+    progress_every: float = PROGRESS_EVERY,
 ) -> int:
     """Post-order walk of ``root`` without following symlinks; returns the number of paths visited.
 
@@ -471,9 +473,11 @@ def walk_tree(
     ``O_NOFOLLOW`` fd after all its children, the root last. Paths are for messages only (they
     start with ``root``). An lstat/readdir error aborts the walk with :class:`RuntimeFailure`
     (as in the kubelet). ``workers`` > 1 (``None``: one per CPU) lets a long walk fork; callbacks
-    must then only have side effects on the filesystem.
+    must then only have side effects on the filesystem. ``progress(count)`` is called after
+    ``first_progress_after`` seconds, then every ``progress_every`` seconds (a progress bar passes small values).
     """
-    return _Walker(root, on_leaf, on_dir, progress, workers=workers, parallel_after=parallel_after).run()
+    return _Walker(root, on_leaf, on_dir, progress, workers=workers, parallel_after=parallel_after,
+                   first_progress_after=first_progress_after, progress_every=progress_every).run()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -595,20 +599,29 @@ def change_owner_uid(
     root: Path,
     uid: int,
     *,
+    files: bool = True,
     include_dirs: bool = False,
+    include_links: bool = False,
     progress: ProgressFn | None = None,
     workers: int | None = None,
     parallel_after: float = PARALLEL_AFTER,
 ) -> int:
-    """``Chown(path, uid, -1)`` every regular file below ``root`` (and directories if asked).
+    """``Lchown(path, uid, -1)`` below ``root``: regular files, and directories / symlinks if asked.
 
-    The KEP-5936 AtomicWriter sets the owner of data files only; KEP-5280's fsUser idea would also
-    own directories, hence ``include_dirs``. Symlinks are never touched or followed. Returns the
-    number of paths visited. Feature gates are decided by the caller.
+    The KEP-5936 AtomicWriter sets the owner of data files only; KEP-5280's fsUser also owns what the
+    kubelet created around them — directories and the ``..data`` / user-visible symlinks. The links
+    matter: in a sticky world-writable directory (a tmpfs volume root, 1777) ``fs.protected_symlinks``
+    lets a process follow a link only when it owns the link or the link's owner owns the directory,
+    so a root-owned link in a directory handed to fsUser could no longer be followed.
+    Symlinks are never followed; group and mode bits are left alone (fsGroup's business; a chown
+    does not clear a directory's setgid bit). Returns the number of paths visited. Feature gates
+    are decided by the caller.
     """
 
     def leaf(dir_fd: int, name: str, st: os.stat_result, dir_path: str) -> None:
-        if stat.S_ISREG(st.st_mode) and st.st_uid != uid:
+        mode = st.st_mode
+        wanted = (files and stat.S_ISREG(mode)) or (include_links and stat.S_ISLNK(mode))
+        if wanted and st.st_uid != uid:
             try:
                 os.chown(name, uid, -1, dir_fd=dir_fd, follow_symlinks=False)
             except OSError as e:

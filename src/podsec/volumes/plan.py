@@ -69,6 +69,10 @@ class OwnershipPlan:
     policy: str | None
     """None: the plugin does not pass fsGroupChangePolicy, so every SetUp walks recursively."""
     reason: str
+    fs_user: int | None = None
+    """KEP-5280 ``fsUser`` (gate ``PodSecurityContextFSUser``): owner uid of what the kubelet creates
+    in this volume — the emptyDir directory; atomic-writer files without a KEP-5936 owner, their
+    directories and symlinks. None: owners are left as they are (root)."""
 
 
 @dataclass(slots=True)
@@ -121,16 +125,19 @@ def plan_volumes(
     node: NodeInfo | None = None,
     *,
     atomic_write_user_fields: bool = False,
+    pod_fs_user: bool = False,
 ) -> list[VolumePlan]:
     """Plan every volume of ``spec``. Pure: no filesystem access.
 
     ``objects`` None skips payloads (explain without ConfigMaps); ``claim_dirs`` None skips the
     claim-to-directory check (explain without ``--volume-dir``). ``atomic_write_user_fields`` is the
-    KEP-5936 feature gate (``defaultUser``/``user`` own the files).
+    KEP-5936 feature gate (``defaultUser``/``user`` own the files), ``pod_fs_user`` podsec's
+    ``PodSecurityContextFSUser`` gate for KEP-5280's ``spec.securityContext.fsUser``.
     """
     node = node or NodeInfo()
     fs_group = pod.fs_group
     policy = pod.fs_group_change_policy or ALWAYS
+    fs_user = _fs_user(spec) if pod_fs_user else None
     ctx = SourceContext(
         name=pod.name,
         namespace=pod.namespace,
@@ -142,6 +149,7 @@ def plan_volumes(
         fs_user=fs_user_from(spec),
         node=node,
         user_fields=atomic_write_user_fields,
+        pod_fs_user=fs_user,
     )
     plans: list[VolumePlan] = []
     seen: set[str] = set()
@@ -155,6 +163,22 @@ def plan_volumes(
         seen.add(name)
         plans.append(_plan_one(vol, name, fp, ctx, fs_group, policy, objects is not None, claim_dirs, node))
     return plans
+
+
+def _fs_user(spec: Mapping[str, Any]) -> int | None:
+    """``spec.securityContext.fsUser`` (validated by the caller's API validation; a bad value is input error)."""
+    value = (spec.get("securityContext") or {}).get("fsUser")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2147483647:
+        raise InputError(
+            f"Invalid value: {value!r}: must be between 0 and 2147483647, inclusive",
+            field="spec.securityContext.fsUser",
+        )
+    return value
+
+
+_NO_FS_USER = "fsUser does not apply: only emptyDir, configMap, secret, projected and downwardAPI volumes"
 
 
 def _plan_one(
@@ -184,6 +208,7 @@ def _plan_one(
                 "fsGroup applied recursively at every setup (read-write mask; fsGroupChangePolicy not passed)"
                 if fs_group is not None
                 else "no fsGroup: the directory stays root:root (0777 on disk, 1777 on tmpfs)",
+                ctx.pod_fs_user,
             ),
             plugin_dir=PLUGIN_DIRS[vtype],
             medium=medium,
@@ -212,7 +237,8 @@ def _plan_one(
                 None,
                 "fsGroup applied with the read-only mask after each write (fsGroupChangePolicy not passed)"
                 if fs_group is not None
-                else "no fsGroup: files stay root:root with their exact modes",
+                else "no fsGroup: files keep their exact modes, group root",
+                ctx.pod_fs_user,
             ),
             plugin_dir=PLUGIN_DIRS[vtype],
             medium=emptydir.MEDIUM_MEMORY if memory else "",
@@ -234,6 +260,7 @@ def _plan_one(
             _none(fs_group, "hostPath volumes are never chowned by the kubelet"),
             host_path=path,
             host_path_type=htype,
+            notes=[_NO_FS_USER] if ctx.pod_fs_user is not None else [],
         )
     if vtype in ("persistentVolumeClaim", "ephemeral"):
         if vtype == "ephemeral":
@@ -269,6 +296,7 @@ def _plan_one(
             host_path=host_dir,
             claim=claim,
             read_only=read_only,
+            notes=[_NO_FS_USER] if ctx.pod_fs_user is not None else [],
         )
     if vtype in NETWORK_FS_TYPES:
         return VolumePlan(
@@ -305,3 +333,111 @@ def _plan_one(
         runnable=False,
         notes=[f"{vtype} volumes cannot be set up by podsec"],
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# explain: who will own the files (feature-gated owners)
+
+
+def _octal(mode: int) -> str:
+    return f"0{mode:o}" if mode else "0"
+
+
+def _source_default_mode(src: Mapping[str, Any]) -> int:
+    mode = src.get("defaultMode")
+    return mode if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 0o777 else 0o644
+
+
+def _item_users(vtype: str, src: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """(path, user) of every item that names its own owner (KEP-5936 ``user``)."""
+    out: list[tuple[str, object]] = []
+    sources = src.get("sources") if vtype == "projected" else [{vtype: src}]
+    for source in sources if isinstance(sources, list) else []:
+        if not isinstance(source, Mapping):
+            continue
+        for kind in ("configMap", "secret", "downwardAPI"):
+            sub = source.get(kind)
+            for item in (sub.get("items") if isinstance(sub, Mapping) else None) or []:
+                if isinstance(item, Mapping) and item.get("user") is not None:
+                    out.append((str(item.get("path")), item["user"]))
+        for kind in ("serviceAccountToken", "clusterTrustBundle"):
+            sub = source.get(kind)
+            if isinstance(sub, Mapping) and sub.get("user") is not None:
+                out.append((str(sub.get("path") or "token"), sub["user"]))
+    return out
+
+
+def ownership_notes(
+    pod: ResolvedPod,
+    spec: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    *,
+    atomic_write_user_fields: bool = False,
+    pod_fs_user: bool = False,
+) -> list[str]:
+    """One sentence per volume on who owns its files, when an owner field or gate is involved (else none).
+
+    Pure (no payloads are built): ``explain`` shows it; the runtime does exactly this through
+    :func:`podsec.volumes.setup.prepare_pod_volumes`.
+    """
+    from podsec.features import gated_fields
+
+    psc = spec.get("securityContext") or {}
+    has_fields = bool(gated_fields(spec))
+    if not (atomic_write_user_fields or pod_fs_user or has_fields):
+        return []
+    try:
+        plans = plan_volumes(
+            pod, spec, metadata, None, None, None,
+            atomic_write_user_fields=atomic_write_user_fields, pod_fs_user=pod_fs_user,
+        )
+    except InputError as e:
+        return [f"volumes cannot be planned: {e.message}"]
+    fs_user_set = psc.get("fsUser") is not None
+    notes: list[str] = []
+    group = f"group {pod.fs_group} [fsGroup]" if pod.fs_group is not None else "group 0"
+    for plan, vol in zip(plans, spec.get("volumes") or []):
+        head = f'volume "{plan.name}" ({plan.type})'
+        own = plan.ownership
+        src = vol.get(plan.type) if isinstance(vol, Mapping) else None
+        src = src if isinstance(src, Mapping) else {}
+        if plan.type == "emptyDir":
+            if own.fs_user is not None:
+                base = 0o1777 if plan.tmpfs else 0o777
+                mode = base | (0o2070 if pod.fs_group is not None else 0)
+                notes.append(
+                    f"{head}: directory owned by uid {own.fs_user} [fsUser], {group}, mode {_octal(mode)}; "
+                    "files the containers create belong to their own uid"
+                )
+            elif fs_user_set:
+                notes.append(f"{head}: fsUser ignored (gate PodSecurityContextFSUser off): directory owned by root")
+            continue
+        if plan.type in ATOMIC_TYPES:
+            default_user = src.get("defaultUser")
+            items = _item_users(plan.type, src)
+            if atomic_write_user_fields and default_user is not None:
+                owner = f"uid {default_user} [defaultUser]"
+            elif own.fs_user is not None:
+                owner = f"uid {own.fs_user} [fsUser]"
+            else:
+                owner = "root"
+            parts = [f"files owned by {owner}"]
+            if atomic_write_user_fields and items:
+                parts.append("items " + ", ".join(f"{p}: uid {u} [user]" for p, u in items))
+            elif not atomic_write_user_fields and (items or default_user is not None):
+                parts.append("defaultUser/user ignored (gate AtomicWriteVolumeUserFields off, as on a stock cluster)")
+            if fs_user_set and own.fs_user is None:
+                parts.append("fsUser ignored (gate PodSecurityContextFSUser off)")
+            mode = _source_default_mode(src)
+            if pod.fs_group is not None:
+                parts.append(f"{group}, read-only mask: mode {_octal(mode)} becomes {_octal(mode | 0o440)}")
+            else:
+                parts.append(f"{group}, mode {_octal(mode)} as given")
+            if own.fs_user is not None:
+                parts.append(f"directories and links owned by uid {own.fs_user} [fsUser]")
+            notes.append(f"{head}: " + "; ".join(parts))
+            continue
+        if own.fs_user is None and not fs_user_set:
+            continue
+        notes.append(f"{head}: {_NO_FS_USER}; owners stay as they are on the host")
+    return notes

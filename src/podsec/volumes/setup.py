@@ -29,7 +29,7 @@ from podsec.errors import InputError, PodsecError, RuntimeFailure
 from podsec.model import Mount, ResolvedContainer, ResolvedPod, render_path
 from podsec.volumes import claims, emptydir, hostpath, mounts, subpath
 from podsec.volumes.atomic_writer import write_atomic
-from podsec.volumes.ownership import change_ownership
+from podsec.volumes.ownership import change_owner_uid, change_ownership
 from podsec.volumes.plan import ATOMIC_TYPES, VolumePlan, plan_volumes
 from podsec.volumes.sources import NodeInfo
 
@@ -198,15 +198,24 @@ def prepare_pod_volumes(
     *,
     node: NodeInfo | None = None,
     atomic_write_user_fields: bool = False,
+    pod_fs_user: bool = False,
 ) -> PodVolumes:
     """Set up every volume of the pod under ``pod_dir`` like the kubelet; undone on failure.
 
-    ``atomic_write_user_fields``: the KEP-5936 feature gate (off by default, as upstream).
+    ``atomic_write_user_fields``: the KEP-5936 feature gate; ``pod_fs_user``: podsec's
+    ``PodSecurityContextFSUser`` gate for KEP-5280's ``fsUser`` (both off by default, as upstream).
     """
     pod_dir = Path(pod_dir)
     node = node or node_info_from_host(pod_dir)
     plans = plan_volumes(
-        pod, spec, metadata, list(objects), claim_dirs, node, atomic_write_user_fields=atomic_write_user_fields
+        pod,
+        spec,
+        metadata,
+        list(objects),
+        claim_dirs,
+        node,
+        atomic_write_user_fields=atomic_write_user_fields,
+        pod_fs_user=pod_fs_user,
     )
     for plan in plans:
         if not plan.runnable:
@@ -268,7 +277,25 @@ def _set_up(pv: PodVolumes, plan: VolumePlan) -> PreparedVolume:
                 f'MountVolume.SetUp failed for volume "{plan.name}" : {e.strerror}: {e.filename}',
                 field=render_path(plan.field),
             ) from e
+    if own.fs_user is not None:
+        _apply_fs_user(pv, plan, path, own.fs_user)
     return prepared
+
+
+def _apply_fs_user(pv: PodVolumes, plan: VolumePlan, path: Path, uid: int) -> None:
+    """KEP-5280 ``fsUser``: the kubelet-made tree below ``path`` (the root included) gets owner ``uid``.
+
+    emptyDir: everything (only the directory at first setup). Atomic-writer volumes: directories and
+    symlinks; their files already got their owner when written (item ``user`` > ``defaultUser`` >
+    ``fsUser``). Per-path errors are logged like the fsGroup walk's; a walk error is a warning.
+    """
+    try:
+        change_owner_uid(
+            path, uid, files=plan.type not in ATOMIC_TYPES, include_dirs=True, include_links=True, workers=1
+        )
+    except RuntimeFailure as e:
+        pv.warnings.append(f'volume "{plan.name}": {e.message}')
+        log.warning("volume %s: %s", plan.name, e.message)
 
 
 def _set_up_claim(pv: PodVolumes, plan: VolumePlan, path: Path) -> PreparedVolume:

@@ -84,9 +84,12 @@ class SourceContext:
     objects: ObjectStore
     fs_group: int | None = None
     fs_user: int | None = None
+    """``FsUserFrom(pod)``: the implicit owner of projected service account tokens only."""
     node: NodeInfo = field(default_factory=NodeInfo)
     user_fields: bool = False
     """KEP-5936 ``defaultUser``/``user`` (feature gate ``AtomicWriteVolumeUserFields``, alpha, off)."""
+    pod_fs_user: int | None = None
+    """KEP-5280 ``spec.securityContext.fsUser`` (gate ``PodSecurityContextFSUser``; None when off)."""
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -110,14 +113,16 @@ def _setup_error(volume: str, message: str, field_path: FieldPath) -> SetUpError
 
 
 def fs_user_from(spec: Mapping[str, Any]) -> int | None:
-    """``FsUserFrom(pod)``: the runAsUser shared by every init and regular container, else None.
+    """``FsUserFrom(pod)``: the runAsUser shared by every container, else None.
 
-    Only securityContext counts (not the image USER); ephemeral containers are skipped like upstream.
+    Only securityContext counts (not the image USER). Every container is visited — init, regular
+    and ephemeral (``podutil.VisitContainers(..., AllFeatureEnabledContainers())`` in
+    ``pkg/volume/util/util.go``); an ephemeral container without a runAsUser clears it like any other.
     """
     pod_sc = spec.get("securityContext") or {}
     pod_uid = pod_sc.get("runAsUser")
     found: int | None = None
-    for key in ("initContainers", "containers"):
+    for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in spec.get(key) or []:
             sc = c.get("securityContext") or {}
             uid = sc.get("runAsUser", pod_uid)
@@ -189,9 +194,17 @@ def _user(value: object, default: int | None, field_path: FieldPath) -> int | No
 
 
 def _default_user(source: Mapping[str, Any], ctx: SourceContext, field_path: FieldPath) -> int | None:
-    if not ctx.user_fields:
-        return None
-    return _user(source.get("defaultUser"), None, (*field_path, "defaultUser"))
+    """The owner of a volume's files that name no ``user`` of their own.
+
+    Precedence (docs/feature-gates.md): item ``user`` > the volume's ``defaultUser`` (both KEP-5936,
+    gate ``AtomicWriteVolumeUserFields``) > pod ``fsUser`` (KEP-5280, gate ``PodSecurityContextFSUser``)
+    > root. The item level is applied by the payload builders.
+    """
+    if ctx.user_fields:
+        uid = _user(source.get("defaultUser"), None, (*field_path, "defaultUser"))
+        if uid is not None:
+            return uid
+    return ctx.pod_fs_user
 
 
 def _b64(value: object, what: str, field_path: FieldPath) -> bytes:
@@ -269,7 +282,9 @@ def _key_payload(
             )
             raise _setup_error(volume, msg, (*field_path, "items", i, "key"))
         mode = _mode(item.get("mode"), default_mode, (*field_path, "items", i, "mode"))
-        uid = _user(item.get("user"), default_user, (*field_path, "items", i, "user")) if user_fields else None
+        uid = default_user
+        if user_fields:
+            uid = _user(item.get("user"), default_user, (*field_path, "items", i, "user"))
         payload[str(item.get("path"))] = FileProjection(data[key], mode, uid)
     return payload
 
@@ -450,7 +465,7 @@ def downward_api_payload(
                 data = resource_field_value(ctx, item["resourceFieldRef"], default_container).encode()
         except (ValueError, InputError) as e:
             errors.append(str(e))
-        uid = _user(item.get("user"), default_user, (*ipath, "user")) if ctx.user_fields else None
+        uid = _user(item.get("user"), default_user, (*ipath, "user")) if ctx.user_fields else default_user
         payload[path] = FileProjection(data, mode, uid)
     if errors:
         msg = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
@@ -505,13 +520,18 @@ def projected_payload(
                 )
             elif src.get("serviceAccountToken") is not None:
                 tp = src["serviceAccountToken"] or {}
+                # An explicit owner (item user, defaultUser, fsUser) replaces the FsUserFrom heuristic
+                # (KEP-5936 "Interactions with existing features" 4) and takes its place below.
+                owner = ctx.fs_user if user is None else user
+                if ctx.user_fields:
+                    owner = _user(tp.get("user"), owner, (*spath, "serviceAccountToken", "user"))
                 # "When FsGroup is set, we depend on SetVolumeOwnership to change from 0600 to 0640."
                 mode = default_mode
-                if ctx.fs_user is not None or ctx.fs_group is not None:
+                if owner is not None or ctx.fs_group is not None:
                     mode = TOKEN_MODE_WITH_FS_IDS
                 expiration = int(tp.get("expirationSeconds") or DEFAULT_TOKEN_EXPIRATION)
                 payload[str(tp.get("path") or "token")] = FileProjection(
-                    placeholder_token(ctx, tp.get("audience"), expiration), mode, ctx.fs_user
+                    placeholder_token(ctx, tp.get("audience"), expiration), mode, owner
                 )
             else:
                 kinds = ", ".join(sorted(k for k in src if src.get(k) is not None)) or "empty source"
