@@ -1,0 +1,140 @@
+"""``podsec trace``: where does an app write? ``register(cli)`` adds the command; the library is imported
+inside it.
+
+Exit codes: 0 traced; 2 bad input (files, duration, a pod the API server would reject, a missing image);
+1 a pod that could not run (sandbox or volumes failed, a container never started); 130 after Ctrl-C
+(the report of what ran so far is still printed, and everything is cleaned up).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import click
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``30s``, ``2m``, ``1m30s``, ``500ms``, ``1h`` (Go's spelling) or plain seconds (``45``, ``2.5``)."""
+    s = text.strip()
+    try:
+        value = float(s)
+    except ValueError:
+        pos, value = 0, 0.0
+        for m in _DURATION.finditer(s):
+            if m.start() != pos:
+                break
+            value += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if pos != len(s) or not s:
+            raise ValueError(f"{text!r}: not a duration (use e.g. 30s, 2m, 1m30s or plain seconds)") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{text!r}: the duration must be more than 0")
+    return value
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def register(cli: click.Group) -> None:
+    """Add ``trace`` to podsec's main group."""
+    cli.add_command(trace)
+
+
+@click.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE|DIR|-",
+              help="Manifests: any workload kind (its pod template runs), with its ConfigMaps/Secrets.")
+@click.option("--duration", default="30s", show_default=True, callback=_duration, metavar="DURATION",
+              help="How long to let each pod work (30s, 2m, 1m30s, plain seconds); it ends earlier when "
+                   "every container has exited.")
+@click.option("-o", "--output", type=click.Choice(("text", "table", "json", "yaml")), default="text",
+              show_default=True, help="yaml: the manifests patched with readOnlyRootFilesystem and the mounts.")
+@click.option("--runtime", type=click.Choice(("runc", "crun")), default="runc", show_default=True,
+              help="OCI runtime to run the pods with.")
+@click.option("--volume-dir", multiple=True, metavar="CLAIM=DIR", help="Back a persistentVolumeClaim with a directory.")
+@click.option("-n", "--namespace", default=None, help="Namespace (default: the manifest's, else default).")
+@click.option("--logs", is_flag=True, help="Copy the containers' output to stderr while they run.")
+@click.option("--grace-period", "grace", type=click.IntRange(min=0), default=5, show_default=True, metavar="S",
+              help="When the trace stops a container: seconds from SIGTERM to SIGKILL (the pod's own if shorter).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Pods traced at the same time (several workloads in the files).")
+@click.option("--max-files", type=click.IntRange(min=0), default=40, show_default=True,
+              help="Text output: list at most this many paths per container, then summarise.")
+@click.pass_context
+def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: str, runtime: str,
+          volume_dir: tuple[str, ...], namespace: str | None, logs: bool, grace: int, jobs: int,
+          max_files: int) -> None:
+    """Run each workload with a writable root filesystem and report every path it writes.
+
+    Each container's created, changed and deleted paths are grouped into the fewest directories to
+    mount as emptyDir (none hiding a file of the image), so the workload can run with
+    readOnlyRootFilesystem: true; writes the image's own files need are reported as problems, and
+    writes inside already-mounted volumes separately. Several workloads are traced at the same time.
+    """
+    from podsec.cli_runtime import _volume_dirs
+    from podsec.trace.runner import TraceOptions, read_inputs, trace_texts
+
+    inputs = read_inputs(files)
+    opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,
+                        volume_dirs=_volume_dirs(volume_dir), namespace=namespace,
+                        logs=sys.stderr.buffer if logs else None, jobs=jobs, grace=grace)
+    pods = trace_texts(inputs, opts)
+    if output == "json":
+        import json
+
+        from podsec.trace.report import traces_dict
+
+        click.echo(json.dumps(traces_dict(pods), indent=2))
+    elif output == "yaml":
+        _print_patched(inputs, pods)
+    else:
+        from podsec.trace.report import render_text
+
+        click.echo(render_text(pods, max_files), nl=False)
+    interrupted = any(p.interrupted for p in pods)
+    for p in pods:
+        if p.error:
+            click.echo(f"podsec: {p.kind}/{p.name}: the pod could not run: {p.error}", err=True)
+    if interrupted:
+        click.echo("podsec: interrupted: the report covers what ran until then", err=True)
+    # Everything is cleaned up and written: skip the interpreter's teardown, as ``run`` does.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130 if interrupted else 0 if all(p.ok for p in pods) else 1)
+
+
+def _print_patched(inputs: list[tuple[str, str, str]], pods: list) -> None:
+    """Every input file, with each traced container made read-only and given its emptyDir mounts."""
+    from podsec.manifest.rewrite import patch_writable_mounts
+
+    for p in pods:
+        for c in p.containers:
+            if c.fixable:
+                continue
+            why = c.status if not c.ran else "; ".join(c.problems)
+            click.echo(f"podsec: {p.kind}/{p.name}: container {c.name!r} left as it is (making its root "
+                       f"read-only would break it): {why}", err=True)
+    for i, (path, display, text) in enumerate(inputs):
+        mounts: dict[tuple[int, str], list[str]] = {}
+        broken: set[tuple[int, str]] = set()
+        for p in pods:
+            if p.source != path:
+                continue
+            for c in p.containers:  # items of one List share a document index: all of them must be fixable
+                key = (p.doc_index, c.name)
+                if c.fixable:
+                    mounts[key] = sorted(set(mounts.get(key, [])) | set(c.mount_dirs))
+                else:
+                    broken.add(key)
+        patched = patch_writable_mounts(text, display, {k: v for k, v in mounts.items() if k not in broken})
+        if i:
+            click.echo("---")
+        click.echo(patched, nl=not patched.endswith("\n"))

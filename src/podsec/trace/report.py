@@ -1,0 +1,156 @@
+"""``podsec trace`` output: the text a person reads and the JSON a program reads, from the same traces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from podsec.trace.model import Change, ContainerTrace, PodTrace
+
+DEFAULT_MAX_FILES = 40
+
+
+def human_size(n: int) -> str:
+    """Decimal units, 3 significant digits (``512 B``, ``12.3 kB``, ``1.05 MB``)."""
+    if n < 1000:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.3g} {unit}"
+    return f"{size:.3g} PB"
+
+
+def _files(n: int) -> str:
+    return f"{n} file{'' if n == 1 else 's'}"
+
+
+# -- JSON --------------------------------------------------------------------------------------------
+
+
+def change_dict(c: Change) -> dict[str, Any]:
+    return {"path": c.path, "action": c.action, "type": c.type, "bytes": c.size, "size": human_size(c.size)}
+
+
+def container_dict(c: ContainerTrace) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "init": c.init,
+        "ran": c.ran,
+        "status": c.status,
+        "exitCode": c.exit_code,
+        "stopped": c.stopped,
+        "readOnlyRootFilesystemInManifest": c.readonly_in_manifest,
+        "mountDirs": list(c.mount_dirs),
+        "mounts": [{"path": m.path, "reason": m.reason, "files": m.files, "bytes": m.size,
+                    "size": human_size(m.size)} for m in c.mounts],
+        "problems": list(c.problems),
+        "changes": [change_dict(x) for x in c.changes],
+        "volumeWrites": [change_dict(x) for x in c.volume_writes],
+        "logTail": list(c.log_tail),
+    }
+
+
+def pod_dict(p: PodTrace) -> dict[str, Any]:
+    return {
+        "file": p.display or p.source,
+        "source": p.source,
+        "document": p.doc_index,
+        "line": p.line,
+        "kind": p.kind,
+        "name": p.name,
+        "namespace": p.namespace,
+        "seconds": round(p.duration, 3),
+        "error": p.error,
+        "interrupted": p.interrupted,
+        "containers": [container_dict(c) for c in p.containers],
+    }
+
+
+def traces_dict(pods: Sequence[PodTrace]) -> dict[str, Any]:
+    return {"pods": [pod_dict(p) for p in pods]}
+
+
+# -- text --------------------------------------------------------------------------------------------
+
+
+def _under(path: str, d: str) -> bool:
+    return path == d or path.startswith(d.rstrip("/") + "/")
+
+
+def _container_text(c: ContainerTrace, max_files: int) -> list[str]:
+    kind = "init container" if c.init else "container"
+    ro = "; read-only root in the manifest, traced writable" if c.readonly_in_manifest else ""
+    out = [f"  {kind} {c.name!r}: {c.status}{ro}"]
+    for line in c.log_tail:
+        out.append(f"    | {line}")
+    if not c.ran:
+        out += [f"    ! {p}" for p in c.problems]
+        return out
+    if c.mounts:
+        width = max(len(m.path) for m in c.mounts)
+        amounts = [f"{_files(m.files)}, {human_size(m.size)}" if m.files else "temporary files only"
+                   for m in c.mounts]
+        awidth = max(len(a) for a in amounts)
+        out.append("    mount an emptyDir at:")
+        for m, amount in zip(c.mounts, amounts):
+            out.append(f"      {m.path:<{width}}  {amount:<{awidth}}  {m.reason}")
+    elif not c.changes:
+        out.append("    no writes to the root filesystem: it runs with readOnlyRootFilesystem as it is")
+    if c.problems:
+        out.append("    problems (an emptyDir would not fix these):")
+        out += [f"    ! {p}" for p in c.problems]
+    if c.volume_writes:
+        out.append(f"    writes inside mounted volumes (already writable, {len(c.volume_writes)}):")
+        out += _change_lines(c.volume_writes, max_files, [])
+    if c.changes:
+        out.append(f"    writes to the root filesystem ({len(c.changes)}):")
+        out += _change_lines(c.changes, max_files, [m.path for m in c.mounts])
+    return out
+
+
+def _change_lines(changes: Sequence[Change], max_files: int, dirs: Sequence[str]) -> list[str]:
+    out = []
+    for ch in changes[:max_files]:
+        size = "" if ch.type == "dir" and ch.action != "deleted" else f"  {human_size(ch.size)}"
+        out.append(f"      {ch.action:<8} {ch.type:<7} {ch.path}{size}")
+    rest = changes[max_files:]
+    if rest:
+        groups: dict[str, list[Change]] = {}
+        for ch in rest:
+            key = next((d for d in dirs if _under(ch.path, d)), "elsewhere")
+            groups.setdefault(key, []).append(ch)
+        for key, chs in groups.items():
+            where = "elsewhere" if key == "elsewhere" else f"under {key}"
+            total = sum(x.size for x in chs if x.type != "dir")
+            out.append(f"      … and {len(chs)} more {where} ({human_size(total)})")
+    return out
+
+
+def render_text(pods: Sequence[PodTrace], max_files: int = DEFAULT_MAX_FILES) -> str:
+    """Per pod and container: where to mount emptyDirs and why, problems, volume writes, then the files."""
+    out: list[str] = []
+    for p in pods:
+        where = f"{p.display or p.source}:{p.line}" if p.line else (p.display or p.source)
+        state = " (interrupted)" if p.interrupted else ""
+        out.append(f"{p.kind}/{p.name} ({where}) — traced {p.duration:.1f}s{state}")
+        if p.error:
+            out.append(f"  ! the pod could not run: {p.error}")
+        for c in p.containers:
+            out += _container_text(c, max_files)
+        out.append("")
+    out.append(summary(pods))
+    return "\n".join(out) + "\n"
+
+
+def summary(pods: Sequence[PodTrace]) -> str:
+    """One line: how many containers can go read-only, with how many mounts, and what to run next."""
+    containers = [c for p in pods for c in p.containers]
+    fixable = [c for c in containers if c.fixable]
+    mounts = sum(len(c.mount_dirs) for c in fixable)
+    line = (f"{len(fixable)} of {len(containers)} container(s) can run with readOnlyRootFilesystem: true "
+            f"given {mounts} emptyDir mount(s)")
+    if fixable:
+        line += "; podsec trace -o yaml prints the manifest patched that way"
+    return line + "."
