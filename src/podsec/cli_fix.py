@@ -1,0 +1,195 @@
+"""``podsec fix``: rewrite manifests toward Pod Security Standards restricted. ``register(cli)`` adds it.
+
+Output: the fixed manifests on stdout (default), a unified diff (``--diff``) or the files changed in
+place (``--write``); one summary line per changed pod or container and per thing left for a human on
+stderr. Exit codes (as ``ruff check --fix`` and ``kubectl diff``): 0 nothing left to do (every workload
+of the output passes restricted); 1 something still needs a human, or ``--diff`` found changes to make;
+2 bad input; 130 after Ctrl-C during ``--trace``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    from podsec.cli_trace import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def register(cli: click.Group) -> None:
+    """Add ``fix`` to podsec's main group."""
+    cli.add_command(fix)
+
+
+@click.command(epilog="Exit status: 0 nothing left to do (the output passes restricted); 1 something needs a "
+                      "human, or --diff found changes; 2 bad input.")
+@click.argument("paths", nargs=-1, metavar="[FILE|DIR|-]...")
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE|DIR|-",
+              help="Manifests to fix (repeatable; the same as giving them as arguments).")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff instead of the fixed manifests; "
+              "exit 1 when there is something to change.")
+@click.option("--write", is_flag=True, help="Change the files in place (atomically, keeping their mode); "
+              "files with nothing to fix are not touched.")
+@click.option("--trace", "do_trace", is_flag=True,
+              help="Run each fixed pod (podsec trace) and add readOnlyRootFilesystem with an emptyDir for every "
+                   "directory it writes.")
+@click.option("--duration", default="30s", show_default=True, callback=_duration, metavar="DURATION",
+              help="--trace: how long to let each pod work (30s, 2m, plain seconds).")
+@click.option("--runtime", type=click.Choice(("runc", "crun")), default="runc", show_default=True,
+              help="--trace: the OCI runtime.")
+@click.option("--volume-dir", multiple=True, metavar="CLAIM=DIR",
+              help="--trace: back a persistentVolumeClaim with a directory.")
+@click.option("--uid", type=click.IntRange(1, 2147483647), default=65532, show_default=True,
+              help="runAsUser for containers whose image runs as root or whose USER podsec cannot read.")
+@click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only what needs a human, no change summary.")
+@click.pass_context
+def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show_diff: bool, write: bool,
+        do_trace: bool, duration: float, runtime: str, volume_dir: tuple[str, ...], uid: int, no_images: bool,
+        quiet: bool) -> None:
+    """Rewrite manifests toward Pod Security Standards restricted, keeping comments and formatting.
+
+    Sets runAsNonRoot (with a concrete runAsUser where the image's user is root or not numeric),
+    allowPrivilegeEscalation: false, capabilities drop ALL (keeping NET_BIND_SERVICE for ports below
+    1024) and seccomp RuntimeDefault. What only a human can decide (host namespaces, hostPath volumes,
+    privileged, ...) is left as it is and reported. readOnlyRootFilesystem needs --trace: without
+    knowing where the app writes it would break the app.
+    """
+    from podsec.cli import image_lookup
+    from podsec.fix import fix_text
+    from podsec.fix.files import read_inputs, unified_diff, write_atomic
+
+    inputs_given = paths + files
+    if not inputs_given:
+        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin (or -f FILE)")
+    if show_diff and write:
+        raise click.UsageError("--diff and --write cannot be used together")
+    if write and "-" in inputs_given:
+        raise click.UsageError("--write cannot write to stdin; leave it out to print the fixed manifests")
+    images = None if no_images else image_lookup(ctx.obj["root"])
+    inputs = read_inputs(inputs_given)
+    results = [fix_text(i.display, i.text, images, uid=uid) for i in inputs]
+    interrupted = False
+    if do_trace:
+        interrupted = _trace(ctx, inputs, results, images, duration, runtime, volume_dir)
+
+    report = sys.stderr
+    for r in results:
+        _summary(r, quiet, report)
+    _notes(results, do_trace, report)
+
+    changed = [(i, r) for i, r in zip(inputs, results) if r.changed]
+    if show_diff:
+        for i, r in changed:
+            sys.stdout.write(unified_diff(i.display, r.original, r.fixed))
+    elif write:
+        for i, r in changed:
+            write_atomic(i.path, r.fixed)
+    else:
+        for n, r in enumerate(results):
+            if n and len(results) > 1:
+                sys.stdout.write("---\n")
+            sys.stdout.write(r.fixed if r.fixed.endswith("\n") or not r.fixed else r.fixed + "\n")
+    sys.stdout.flush()
+
+    humans = sum(len(p.humans) for r in results for p in r.plans) + sum(len(r.trace_humans) for r in results)
+    leftovers = sum(len(r.leftovers) for r in results)
+    workloads = sum(len(r.plans) for r in results)
+    fixed = sum(1 for r in results for p in r.plans if p.changes)
+    verb = "would fix" if show_diff else "fixed"
+    where = f"{len(changed)} file{'s' if len(changed) != 1 else ''} changed" if write else \
+        f"{len(inputs)} file{'s' if len(inputs) != 1 else ''}"
+    tail = []
+    if humans:
+        tail.append(f"{humans} left for a human")
+    if leftovers:
+        tail.append(f"{leftovers} still failing")
+    click.echo(f"podsec fix: {verb} {fixed} of {workloads} workload{'s' if workloads != 1 else ''} "
+               f"({where}){'; ' + ', '.join(tail) if tail else ''}", err=True)
+    if interrupted:
+        sys.exit(130)
+    sys.exit(1 if humans or leftovers or (show_diff and changed) else 0)
+
+
+def _summary(r: Any, quiet: bool, out: Any) -> None:
+    """One line per changed pod/container, per thing left for a human, per leftover."""
+    lines: list[str] = []
+    for p in r.plans:
+        where = p.workload.obj.source.display  # Helm's "# Source:" file for `helm template … | podsec fix -`
+        if not quiet:
+            lines += [f"{where}:{c.line}: {p.label}: {c.where}: {', '.join(c.what)}" for c in p.changes]
+        lines += [f"{where}:{h.line}: {p.label}: needs a human: {h.field}: {h.message}"
+                  for h in sorted(p.humans, key=lambda h: h.line)]
+    lines += r.trace_notes + r.trace_humans
+    lines += [f"{r.display}:{lo.line}: {lo.label}: not fixed: {lo.message}" for lo in r.leftovers]
+    for text in lines:
+        out.write(text + "\n")
+
+
+def _notes(results: list, traced: bool, out: Any) -> None:
+    unknown: list[str] = []
+    writable = 0
+    for r in results:
+        for p in r.plans:
+            unknown += [i for i in p.unknown_images if i not in unknown]
+            writable += len(p.containers_writable_root)
+            for n in p.notes:
+                out.write(f"podsec fix: note: {r.display}: {p.label}: {n}\n")
+    if unknown:
+        out.write(f"podsec fix: note: images not in podsec's store ({', '.join(unknown)}): their USER is unknown, "
+                  f"so runAsUser is the --uid default; `podsec image pull IMAGE` and fix again to keep each "
+                  "image's own non-root user\n")
+    if writable and not traced:
+        out.write(f"podsec fix: note: readOnlyRootFilesystem was not set ({writable} container"
+                  f"{'s' if writable != 1 else ''}): it breaks apps that write outside their volumes; "
+                  "`podsec fix --trace` runs the pods and sets it with an emptyDir for each directory they write\n")
+
+
+def _trace(ctx: click.Context, inputs: list, results: list, images: Any, duration: float, runtime: str,
+           volume_dir: tuple[str, ...]) -> bool:
+    """Trace the fixed manifests and make each container that ran cleanly read-only with its mounts."""
+    from podsec.cli_runtime import _volume_dirs
+    from podsec.fix import add_writable_mounts
+    from podsec.fix.files import trace_fixed
+
+    texts = [(str(n), r.display, r.fixed) for n, r in enumerate(results)]
+    traces = trace_fixed(texts, duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]),
+                         runtime=runtime, volume_dirs=_volume_dirs(volume_dir))
+    interrupted = False
+    for n, r in enumerate(results):
+        mounts: dict[tuple[int, str], list[str]] = {}
+        for pt in traces[str(n)]:
+            interrupted = interrupted or pt.interrupted
+            label = f"{pt.kind}/{pt.name}"
+            where = f"{pt.display or r.display}:{pt.line}" if pt.line else (pt.display or r.display)
+            if pt.error:
+                r.trace_humans.append(f"{where}: {label}: needs a human: the fixed pod could not run: {pt.error}")
+                continue
+            for c in pt.containers:
+                if c.ran and c.exit_code not in (None, 0):
+                    last = f" ({c.log_tail[-1]})" if c.log_tail else ""
+                    r.trace_humans.append(
+                        f'{where}: {label}: needs a human: container "{c.name}" exited {c.exit_code} when run with '
+                        f"the fixed securityContext{last}; if it works as it was, it needs root or files the new "
+                        "user cannot write: change the image or run fix without --trace and adjust by hand")
+                elif not c.ran:
+                    r.trace_humans.append(f'{where}: {label}: needs a human: container "{c.name}" did not start '
+                                          f"with the fixed securityContext: {c.status}")
+                elif c.fixable:
+                    mounts[(pt.doc_index, c.name)] = list(c.mount_dirs)
+                    dirs = ", ".join(c.mount_dirs) if c.mount_dirs else "nothing written"
+                    r.trace_notes.append(f"{where}: {label}: container \"{c.name}\": readOnlyRootFilesystem: "
+                                         f"true, emptyDir: {dirs} (traced: {c.status})")
+                else:
+                    r.trace_notes.append(f"{where}: {label}: container \"{c.name}\": readOnlyRootFilesystem not "
+                                         f"set, it would break the app: {'; '.join(c.problems)}")
+        add_writable_mounts(r, mounts, images)
+    return interrupted

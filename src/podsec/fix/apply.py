@@ -1,0 +1,178 @@
+"""From a manifest's text to its fixed text: plan every workload, rewrite in place, check the result.
+
+Pure (text in, text out): reading and writing files, diffs and tracing live in the CLI and
+:mod:`podsec.fix.files`. The check after rewriting is what makes the promise testable: every
+workload of the output is evaluated again against restricted, and anything still denied that is not
+on the needs-a-human list, or any new API validation error, is reported instead of passing silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from podsec.errors import InputError
+from podsec.fix.plan import DEFAULT_UID, LEVEL, NEEDS_HUMAN, VERSION, WorkloadPlan, plan_workload
+from podsec.manifest.kinds import Workload, workload_of
+from podsec.manifest.loader import K8sObject, add_object, parse_documents
+from podsec.manifest.rewrite import Patch, apply_patches, merge, patch_writable_mounts
+from podsec.policy.pss.result import CheckOutcome
+from podsec.resolve import ImageLookup
+
+
+@dataclass(slots=True)
+class Leftover:
+    """Something the fixed output still gets wrong that podsec meant to fix (a bug or an odd manifest)."""
+
+    label: str
+    line: int
+    message: str
+    doc: int = -1  # document index in the file
+
+
+@dataclass(slots=True)
+class FileFix:
+    display: str
+    original: str
+    fixed: str
+    plans: list[WorkloadPlan] = field(default_factory=list)
+    leftovers: list[Leftover] = field(default_factory=list)
+    trace_notes: list[str] = field(default_factory=list)
+    trace_humans: list[str] = field(default_factory=list)
+    """Traced containers that failed under the fixed securityContext: a human must look."""
+
+    @property
+    def changed(self) -> bool:
+        return self.fixed != self.original
+
+    @property
+    def needs_human(self) -> bool:
+        return any(p.humans for p in self.plans) or bool(self.trace_humans)
+
+
+def _normalized(text: str) -> str:
+    return text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def workloads(display: str, text: str) -> list[Workload]:
+    """Every workload of a file's text, in order; InputError (exit 2) on input the API server cannot decode."""
+    from podsec.check import raise_type_errors
+
+    objects: list[K8sObject] = []
+    for src, obj in parse_documents(display, _normalized(text)):
+        add_object(objects, obj, src)
+    out = []
+    for obj in objects:
+        wl = workload_of(obj)
+        if wl is not None:
+            raise_type_errors(wl)
+            out.append(wl)
+    return out
+
+
+def fix_text(display: str, text: str, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID) -> FileFix:
+    """Plan and apply the restricted fixes to one file's text."""
+    before = workloads(display, text)
+    plans = [plan_workload(wl, images, uid=uid) for wl in before]
+    patches: dict[int, Patch] = {}
+    for p in plans:
+        if p.patch:
+            idx = p.workload.obj.source.index
+            patches[idx] = merge(patches[idx], p.patch) if idx in patches else p.patch
+    errors: list[tuple[int, InputError]] = []
+    fixed = apply_patches(text, patches, display, errors)
+    result = FileFix(display, text, fixed, plans)
+    failed = {idx for idx, _ in errors}
+    result.leftovers = [lo for lo in verify(display, before, fixed, images) if lo.doc not in failed]
+    for p in plans:
+        if p.workload.obj.source.index in failed:
+            p.changes = []  # that document was left as it was
+    result.leftovers += [Leftover(f"document {idx + 1}", exc.line or 0, f"left unchanged: {exc.message}", idx)
+                         for idx, exc in errors]
+    return result
+
+
+def add_writable_mounts(result: FileFix, mounts: Mapping[tuple[int, str], Sequence[str]],
+                        images: ImageLookup | None = None) -> None:
+    """Make the traced containers' roots read-only with their emptyDir mounts, then check again."""
+    if not mounts:
+        return
+    result.fixed = patch_writable_mounts(result.fixed, result.display, mounts)
+    done = {name for (_, name) in mounts}
+    for p in result.plans:
+        p.containers_writable_root = [n for n in p.containers_writable_root if n not in done]
+    result.leftovers = verify(result.display, workloads(result.display, result.original), result.fixed, images)
+
+
+def _pss_failures(wl: Workload) -> list[CheckOutcome]:
+    from podsec.policy.pss import evaluate
+
+    return evaluate(wl.metadata, wl.spec, LEVEL, VERSION).failures
+
+
+def _api_errors(wl: Workload) -> set[str]:
+    from podsec.api.validation import ValidationOptions, validate_pod
+
+    opts = ValidationOptions(resource_is_pod=wl.kind == "Pod")
+    return {e.render(wl.template) for e in validate_pod(wl.metadata, wl.spec, opts)}
+
+
+def _container(wl: Workload, path: tuple) -> dict | None:
+    if len(path) >= 3 and path[0] == "spec" and isinstance(path[2], int):
+        items = wl.spec.get(path[1])
+        if isinstance(items, list) and path[2] < len(items) and isinstance(items[path[2]], dict):
+            return items[path[2]]
+    return None
+
+
+def _privileged(wl: Workload, path: tuple) -> bool:
+    c = _container(wl, path)
+    sc = c.get("securityContext") if c else None
+    return isinstance(sc, dict) and sc.get("privileged") is True
+
+
+def _puid(c: dict | None) -> bool:
+    return c is not None and any(isinstance(e, dict) and e.get("name") in ("PUID", "PGID")
+                                 for e in c.get("env") or ())
+
+
+def _puid_only(wl: Workload, fields: list[tuple]) -> bool:
+    containers = [_container(wl, f) for f in fields]
+    return bool(containers) and all(_puid(c) for c in containers)
+
+
+def verify(display: str, original: list[Workload], fixed: str, images: ImageLookup | None) -> list[Leftover]:
+    """What the fixed text still gets wrong beyond what needs a human: restricted denials, new API errors
+    (compared with the ``original`` workloads), containers the kubelet would refuse to start (runAsNonRoot)."""
+    from podsec.resolve import resolve_pod
+
+    before = {(w.obj.source.index, w.obj.root): w for w in original}
+    out: list[Leftover] = []
+    for wl in workloads(display, fixed):
+        label = wl.obj.label()
+        doc = wl.obj.source.index
+        old = before.get((doc, wl.obj.root))
+        for fail in _pss_failures(wl):
+            if fail.id in NEEDS_HUMAN:
+                continue
+            fields = [tuple(f) for f in fail.fields]
+            if fail.id == "allowPrivilegeEscalation":
+                fields = [f for f in fields if not _privileged(wl, f)]
+                if not fields:
+                    continue  # only privileged containers: reported with the privileged finding
+            if _puid_only(wl, fields):
+                continue  # reported as needing a human
+            path = fields[0] if fields else ("spec",)
+            out.append(Leftover(label, wl.line_of(path), f"still denied by restricted: {fail.reason} "
+                                f"({fail.detail})", doc))
+        new_errors = _api_errors(wl) - (_api_errors(old) if old is not None else set())
+        for e in sorted(new_errors):
+            out.append(Leftover(label, wl.obj.line_of(), f"the fix made the object invalid: {e}", doc))
+        if isinstance(wl.spec.get("os"), dict) and wl.spec["os"].get("name") == "windows":
+            continue  # the kubelet checks Windows users by name (runAsUserName), not uids
+        resolved = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
+        for rc in resolved.containers:
+            if rc.run_as_non_root.ok is False and not _puid(_container(wl, rc.path)):
+                out.append(Leftover(label, wl.line_of(rc.path),
+                                    f'container "{rc.name}" would not start: {rc.run_as_non_root.message}', doc))
+    return out
