@@ -275,3 +275,51 @@ def test_probe_does_not_follow_links_out_of_the_rootfs(tmp_path: Path) -> None:
     (root / "run").symlink_to("../../../../../../" + str(outside / "run"))
     facts = probe(root)
     assert facts.markers == () and facts.run_owner is None
+
+
+# -- PS008: check's finding is the verdict's first conflict -------------------------------------------
+
+
+def ps008(container: dict, pod_sc: dict | None = None, known: bool = False) -> list:
+    """podsec's PS008 findings for a one-container pod with PUID/PGID set (the image unknown unless ``known``)."""
+    from podsec.policy.checks import run_checks
+
+    c = {"name": "app", "image": "example.org/app:1",
+         "env": [{"name": "PUID", "value": "1000"}, {"name": "PGID", "value": "1000"}], **container}
+    spec = {"securityContext": pod_sc or {}, "containers": [c]}
+    img = image()
+    lookup = (lambda ref: img) if known else None
+    pod = resolve_pod({"name": "p"}, spec, lookup)
+    return [f for f in run_checks({"name": "p"}, spec, pod, images=lookup) if f.id == "PS008"]
+
+
+def test_ps008_flags_run_as_user_even_without_the_image() -> None:
+    [f] = ps008({"securityContext": {"runAsUser": 1000}})
+    assert f.severity == "high" and f.path == ("spec", "containers", 0, "securityContext", "runAsUser")
+    assert "fails before the app starts" in f.message
+    assert "let /init start as root" in f.fix
+
+
+def test_ps008_accepts_the_least_privilege_recipe_for_a_root_init() -> None:
+    """allowPrivilegeEscalation: false and drop ALL + add CHOWN/SETGID/SETUID: /init still drops to PUID:PGID."""
+    sc = {"allowPrivilegeEscalation": False,
+          "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "SETGID", "SETUID"]}}
+    assert ps008({"securityContext": sc}) == []
+    assert ps008({"securityContext": sc}, known=True) == []
+
+
+def test_ps008_drop_all_alone_breaks_the_privilege_drop() -> None:
+    [f] = ps008({"securityContext": {"capabilities": {"drop": ["ALL"]}}}, known=True)
+    assert f.severity == "high" and f.path[-1] == "capabilities"
+    assert "s6-applyuidgid: fatal: unable to set supplementary group list" in f.message
+    assert "add: [CHOWN, SETGID, SETUID]" in f.fix
+
+
+def test_ps008_lost_fs_group_is_medium() -> None:
+    [f] = ps008({}, pod_sc={"fsGroup": 2000}, known=True)
+    assert f.severity == "medium" and f.path == ("spec", "securityContext", "fsGroup")
+    assert "loses group(s) 2000" in f.message and "PGID=2000" in f.fix
+
+
+def test_ps008_needs_puid_or_an_init() -> None:
+    assert ps008({"env": []}) == []

@@ -129,7 +129,7 @@ def analyze(
                     extra={"paths": [tuple(p) for p in paths]},
                 )
             )
-        findings += run_checks(wl.metadata, wl.spec, resolved, feature_gates)
+        findings += run_checks(wl.metadata, wl.spec, resolved, feature_gates, images)
         for f in findings:
             f.field = wl.field(f.path)
             f.line = wl.line_of(f.path)

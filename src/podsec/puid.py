@@ -249,12 +249,13 @@ def _has_run_volume(rc: ResolvedContainer) -> bool:
 
 def detect(
     container: Mapping, rc: ResolvedContainer, pod: ResolvedPod, pod_spec: Mapping,
-    image: ImageInfo | None, facts: ImageFacts | None,
+    image: ImageInfo | None, facts: ImageFacts | None, *, assume_init: bool = False,
 ) -> Verdict | None:
     """The verdict for one container, or ``None`` when it is not a PUID/PGID (s6-overlay ``/init``) image.
 
     It is one when PUID or PGID is in its environment (or the image is a linuxserver one) *and* something
     shows the s6-overlay init: ``/init`` as the program, s6-overlay files in the image, or a linuxserver name.
+    ``assume_init`` (``check`` without the image): PUID/PGID alone count when nothing else names the program.
     """
     env = container_env(container, image)
     puid, pgid = env.get("PUID"), env.get("PGID")
@@ -262,7 +263,8 @@ def detect(
     lsio = rc.image.startswith(LSIO_PREFIXES) or "/docker-mods" in markers
     prog, prog_source = argv0(container, image)
     image_init = bool(image and image.entrypoint and image.entrypoint[0] == INIT)
-    if not (prog == INIT or image_init or markers or lsio):
+    guessed = assume_init and prog is None and image is None and (puid is not None or pgid is not None)
+    if not (prog == INIT or image_init or markers or lsio or guessed):
         return None
     if puid is None and pgid is None and not lsio:
         return None
@@ -514,7 +516,7 @@ def _non_root(rc: ResolvedContainer, pod: ResolvedPod, facts: ImageFacts | None,
 
 def pod_verdicts(
     spec: Mapping, pod: ResolvedPod, images: Mapping[str, ImageInfo | None],
-    facts: Callable[[str], ImageFacts | None] | None = None,
+    facts: Callable[[str], ImageFacts | None] | None = None, *, assume_init: bool = False,
 ) -> dict[str, Verdict]:
     """Verdicts by container name. ``images`` maps a container name to its image (if known); ``facts`` reads
     an image's rootfs by reference, and is called only for containers that may be PUID/PGID ones."""
@@ -529,7 +531,7 @@ def pod_verdicts(
         if not _candidate(container, rc, image):
             continue
         f = facts(rc.image) if facts is not None and rc.image_known else None
-        v = detect(container, rc, pod, spec, image, f)
+        v = detect(container, rc, pod, spec, image, f, assume_init=assume_init)
         if v is not None:
             out[rc.name] = v
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from podsec.findings import Finding
 from podsec.model import ResolvedContainer, ResolvedPod
+from podsec.resolve import ImageLookup
 
 CheckFn = Callable[[dict, dict, ResolvedPod], Iterator[Finding]]
 
@@ -25,14 +26,18 @@ class CheckInfo:
     fn: CheckFn
     gated: bool = False
     """The check also receives the enabled feature gates (a fourth argument)."""
+    needs_images: bool = False
+    """The check also receives the image lookup (``images=``; ``None`` when images are not read)."""
 
 
 REGISTRY: list[CheckInfo] = []
 
 
-def check(id: str, severity: str, title: str, why: str, *, gated: bool = False) -> Callable[[CheckFn], CheckFn]:
+def check(
+    id: str, severity: str, title: str, why: str, *, gated: bool = False, needs_images: bool = False,
+) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
-        REGISTRY.append(CheckInfo(id, severity, title, why, fn, gated))
+        REGISTRY.append(CheckInfo(id, severity, title, why, fn, gated, needs_images))
         return fn
 
     return register
@@ -239,48 +244,29 @@ def fsgroup_ignored(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Findin
                 )
 
 
-_LSIO_ENV = ("PUID", "PGID")
 
 
 @check(
     "PS008", "high", "PUID/PGID image fights the securityContext",
-    "linuxserver.io-style images start as root (s6-overlay /init) and drop to PUID:PGID themselves; "
-    "runAsUser/runAsNonRoot or allowPrivilegeEscalation: false stop that init from working.",
+    "linuxserver.io-style images start as root (s6-overlay /init) and drop to PUID:PGID themselves with "
+    "setgroups()/setgid()/setuid(); runAsUser/runAsNonRoot, dropping CHOWN/SETGID/SETUID, sharing the PID "
+    "namespace or a read-only root stop that init or quietly change who the app runs as.",
+    needs_images=True,
 )
-def puid_pgid_conflict(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
-    psc = _d(spec.get("securityContext"))
-    for key, i, c in _containers(spec):
-        names = {e.get("name") for e in c.get("env") or () if isinstance(e, dict)}
-        found = [n for n in _LSIO_ENV if n in names]
-        if not found:
+def puid_pgid_conflict(
+    meta: dict, spec: dict, pod: ResolvedPod, images: ImageLookup | None = None,
+) -> Iterator[Finding]:
+    from podsec.puid import pod_verdicts
+
+    by_name = {c.name: images(c.image) if images and c.image else None for c in pod.containers}
+    for name, v in pod_verdicts(spec, pod, by_name, assume_init=True).items():
+        if not v.conflicts:
             continue
-        sc = _d(c.get("securityContext"))
-        conflicts = []
-        for fld in ("runAsUser", "runAsNonRoot"):
-            if sc.get(fld) not in (None, 0, False):
-                conflicts.append((f"securityContext.{fld}", ("spec", key, i, "securityContext", fld)))
-            elif psc.get(fld) not in (None, 0, False):
-                conflicts.append((f"pod securityContext.{fld}", ("spec", "securityContext", fld)))
-        if sc.get("allowPrivilegeEscalation") is False:
-            conflicts.append(
-                ("allowPrivilegeEscalation: false", ("spec", key, i, "securityContext", "allowPrivilegeEscalation"))
-            )
-        caps = _d(sc.get("capabilities"))
-        if any(isinstance(d, str) and d.upper() == "ALL" for d in caps.get("drop") or ()):
-            conflicts.append(
-                ("capabilities.drop: [ALL]", ("spec", key, i, "securityContext", "capabilities", "drop"))
-            )
-        if not conflicts:
-            continue
+        first = (v.fatal or v.conflicts)[0]
         yield Finding(
-            "PS008", "high",
-            f'container "{c.get("name")}" sets {"/".join(found)} (the image drops privileges itself) '
-            f"together with {', '.join(x for x, _ in conflicts)}: its init cannot switch users and will fail",
-            conflicts[0][1],
-            fix="either remove PUID/PGID and run a plain image with runAsUser/runAsGroup, or keep PUID/PGID and "
-            "let the container start as root (no runAsUser/runAsNonRoot; keep CHOWN, SETUID, SETGID, "
-            "DAC_OVERRIDE)",
-            container=c.get("name"),
+            "PS008", "high" if v.fatal else "medium",
+            f'container "{name}" is a PUID/PGID image: {v.summary()}; {first.setting}: {first.breaks}',
+            first.field, fix=first.instead, container=name,
         )
 
 
@@ -358,10 +344,18 @@ def feature_gated_fields(meta: dict, spec: dict, pod: ResolvedPod, gates: frozen
         )
 
 
-def run_checks(meta: dict, spec: dict, pod: ResolvedPod, feature_gates: frozenset[str] = frozenset()) -> list[Finding]:
+def run_checks(
+    meta: dict, spec: dict, pod: ResolvedPod, feature_gates: frozenset[str] = frozenset(),
+    images: ImageLookup | None = None,
+) -> list[Finding]:
     out: list[Finding] = []
     for info in REGISTRY:
-        found = info.fn(meta, spec, pod, feature_gates) if info.gated else info.fn(meta, spec, pod)  # type: ignore[call-arg]
+        if info.gated:
+            found = info.fn(meta, spec, pod, feature_gates)  # type: ignore[call-arg]
+        elif info.needs_images:
+            found = info.fn(meta, spec, pod, images=images)  # type: ignore[call-arg]
+        else:
+            found = info.fn(meta, spec, pod)
         for f in found:
             if not f.why:
                 f.why = info.why
