@@ -441,3 +441,10 @@ def tree_snapshot(root: Path, exclude: Path | None = None) -> dict[str, tuple[in
                 content = p.read_bytes()
             snap[str(p.relative_to(root))] = (st.st_mode, st.st_nlink, st.st_size, content)
     return snap
+
+
+if __name__ == "__main__":
+    import sys
+
+    # python tests/imagebuild.py DIR: the podsec-fixture OCI layout (busybox-static; tags root, uid1000, web, …)
+    print(build_fixture_layout(Path(sys.argv[1] if len(sys.argv) > 1 else "podsec-fixture")))

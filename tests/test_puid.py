@@ -311,14 +311,14 @@ def test_ps008_accepts_the_least_privilege_recipe_for_a_root_init() -> None:
 def test_ps008_drop_all_alone_breaks_the_privilege_drop() -> None:
     [f] = ps008({"securityContext": {"capabilities": {"drop": ["ALL"]}}}, known=True)
     assert f.severity == "high" and f.path[-1] == "capabilities"
-    assert "s6-applyuidgid: fatal: unable to set supplementary group list" in f.message
+    assert "s6-applyuidgid: fatal: unable to set supplementary group list" in f.why
     assert "add: [CHOWN, SETGID, SETUID]" in f.fix
 
 
 def test_ps008_lost_fs_group_is_medium() -> None:
     [f] = ps008({}, pod_sc={"fsGroup": 2000}, known=True)
     assert f.severity == "medium" and f.path == ("spec", "securityContext", "fsGroup")
-    assert "loses group(s) 2000" in f.message and "PGID=2000" in f.fix
+    assert "loses group(s) 2000" in f.why and "PGID=2000" in f.fix
 
 
 def test_ps008_needs_puid_or_an_init() -> None:

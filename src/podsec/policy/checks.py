@@ -265,8 +265,8 @@ def puid_pgid_conflict(
         first = (v.fatal or v.conflicts)[0]
         yield Finding(
             "PS008", "high" if v.fatal else "medium",
-            f'container "{name}" is a PUID/PGID image: {v.summary()}; {first.setting}: {first.breaks}',
-            first.field, fix=first.instead, container=name,
+            f'container "{name}" is a PUID/PGID image: {v.summary()}',
+            first.field, why=f"{first.setting}: {first.breaks}", fix=first.instead, container=name,
         )
 
 

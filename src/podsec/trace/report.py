@@ -88,6 +88,9 @@ def _container_text(c: ContainerTrace, max_files: int) -> list[str]:
     if not c.ran:
         out += [f"    ! {p}" for p in c.problems]
         return out
+    if c.exit_code:
+        out.append(f"    ! it failed (exit {c.exit_code}): only what it wrote before failing is below; "
+                   "fix that and trace again (--logs shows its output)")
     if c.mounts:
         width = max(len(m.path) for m in c.mounts)
         amounts = [f"{_files(m.files)}, {human_size(m.size)}" if m.files else "temporary files only"
@@ -153,4 +156,7 @@ def summary(pods: Sequence[PodTrace]) -> str:
             f"given {mounts} emptyDir mount(s)")
     if fixable:
         line += "; podsec trace -o yaml prints the manifest patched that way"
+    failed = sum(1 for c in containers if c.exit_code)
+    if failed:
+        line += f"; {failed} container(s) failed while traced, so their writes may be incomplete"
     return line + "."
