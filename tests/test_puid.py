@@ -11,7 +11,8 @@ import pytest
 
 from podsec.image.model import GroupEntry, ImageInfo, PasswdEntry
 from podsec.image.s6 import probe
-from podsec.puid import ImageFacts, Verdict, pod_verdicts, verdict_dict
+from podsec.puid import ImageFacts, Verdict, container_env, pod_verdicts, verdict_dict
+from podsec.puid_spec import EnvSources, pod_has_candidate
 from podsec.resolve import ALL_CAPS, resolve_pod
 
 LSIO_PASSWD = (PasswdEntry("root", 0, 0), PasswdEntry("abc", 911, 911, "/config", "/bin/false"))
@@ -27,7 +28,8 @@ def image(entrypoint: tuple[str, ...] | None = ("/init",), env: tuple[str, ...] 
 
 
 def verdict(container: dict | None = None, pod_sc: dict | None = None, img: ImageInfo | None = None,
-            facts: ImageFacts | None = S6, spec: dict | None = None, known: bool = True) -> Verdict | None:
+            facts: ImageFacts | None = S6, spec: dict | None = None, known: bool = True,
+            sources: EnvSources | None = None) -> Verdict | None:
     """Resolve a one-container pod as explain does and return podsec's PUID/PGID verdict for it."""
     c = {"name": "app", "image": img.ref if img else "example.org/app:1",
          "env": [{"name": "PUID", "value": "1000"}, {"name": "PGID", "value": "1000"}]}
@@ -36,7 +38,7 @@ def verdict(container: dict | None = None, pod_sc: dict | None = None, img: Imag
     img = img if img is not None else image()
     lookup = (lambda ref: img) if known else None
     pod = resolve_pod({"name": "p"}, pod_spec, lookup, all_caps=ALL_CAPS)
-    verdicts = pod_verdicts(pod_spec, pod, {"app": img if known else None}, lambda ref: facts)
+    verdicts = pod_verdicts(pod_spec, pod, {"app": img if known else None}, lambda ref: facts, sources=sources)
     return verdicts.get("app")
 
 
@@ -69,6 +71,81 @@ def test_value_from_is_unknown_until_the_pod_runs() -> None:
     assert v is not None and v.app[:2] == (None, 1000)
     assert v.warnings == ("PUID comes from valueFrom configMapKeyRef: its value is known only when the pod runs",)
     assert v.summary().endswith("drops the app to ?:1000 (groups 100,1000)")
+
+
+# -- envFrom: ConfigMaps/Secrets podsec may or may not have ------------------------------------------
+
+IDS = {("ConfigMap", "ids"): {"PUID": "1002", "PGID": "1003", "TZ": "UTC"}, ("Secret", "more"): {"PGID": "1006"}}
+
+
+def known(kind: str, name: str) -> dict[str, str]:
+    """``run``'s lookup: the manifest's own objects; one not there is known to be absent."""
+    return IDS.get((kind, name), {})
+
+
+def test_env_from_of_an_unknown_config_map_makes_puid_pgid_unknown() -> None:
+    """``explain`` has no ConfigMap: the init's ids may come from it, so they are unknown, with a warning."""
+    v = verdict({"env": [], "envFrom": [{"configMapRef": {"name": "ids"}}]})
+    assert v is not None and v.mode == "drop" and v.app[:2] == (None, None)
+    assert v.puid == ("PUID", None, "envFrom configMapRef ids") and v.pgid is not None and v.pgid.value is None
+    assert "PUID=? (envFrom configMapRef ids)" in v.evidence
+    assert v.warnings == ("PUID comes from envFrom configMapRef ids: its value is known only when the pod runs",
+                          "PGID comes from envFrom configMapRef ids: its value is known only when the pod runs")
+
+
+def test_env_from_with_known_values_in_kubernetes_order() -> None:
+    """Image Env, then envFrom entries in order, then env: a later one wins, each with its source."""
+    env_from = [{"configMapRef": {"name": "ids"}}, {"secretRef": {"name": "more"}}]
+    v = verdict({"env": [], "envFrom": env_from}, img=image(env=("PUID=1001", "PGID=1001")), sources=known)
+    assert v is not None and v.app[:2] == (1002, 1006) and v.warnings == ()
+    assert v.puid == ("PUID", "1002", "envFrom configMapRef ids")
+    assert v.pgid == ("PGID", "1006", "envFrom secretRef more")
+    v = verdict({"env": [{"name": "PUID", "value": "1007"}], "envFrom": env_from}, sources=known)
+    assert v is not None and v.app[:2] == (1007, 1006) and v.puid is not None and v.puid.source == "container env"
+    env = container_env({"envFrom": [{"configMapRef": {"name": "ids"}}]}, image(env=("TZ=Europe/Berlin",)), known)
+    assert env["TZ"] == ("TZ", "UTC", "envFrom configMapRef ids")
+
+
+def test_env_from_prefix_renames_the_keys() -> None:
+    """``prefix: LSIO_`` makes LSIO_PUID, not PUID: abc keeps the default 911, known or not."""
+    for sources in (known, None):
+        v = verdict({"env": [], "envFrom": [{"prefix": "LSIO_", "configMapRef": {"name": "ids"}}]}, sources=sources)
+        assert v is not None and v.app[:2] == (911, 911) and v.puid is None
+    env = container_env({"envFrom": [{"prefix": "LSIO_", "configMapRef": {"name": "ids"}}]}, None, known)
+    assert env["LSIO_PUID"] == ("LSIO_PUID", "1002", "envFrom configMapRef ids (prefix LSIO_)")
+    # a prefix that PUID itself starts with could still produce it from an unknown source
+    env = container_env({"envFrom": [{"prefix": "P", "secretRef": {"name": "x"}}]}, None, None)
+    assert set(env) == {"PUID", "PGID"} and env["PUID"].source == "envFrom secretRef x (prefix P)"
+
+
+def test_env_from_an_absent_optional_source_sets_nothing() -> None:
+    v = verdict({"env": [], "envFrom": [{"configMapRef": {"name": "gone", "optional": True}}]}, sources=known)
+    assert v is not None and v.app[:2] == (911, 911) and v.warnings == ()
+
+
+def test_value_from_a_known_config_map_key() -> None:
+    ref = {"configMapKeyRef": {"name": "ids", "key": "PUID"}}
+    v = verdict({"env": [{"name": "PUID", "valueFrom": ref}, {"name": "PGID", "value": "1000"}]}, sources=known)
+    assert v is not None and v.app[:2] == (1002, 1000) and v.warnings == ()
+    gone = {"configMapKeyRef": {"name": "ids", "key": "nope", "optional": True}}
+    assert "PUID" not in container_env({"env": [{"name": "PUID", "valueFrom": gone}]}, None, known)
+
+
+def test_env_from_candidates_and_rootfs_reads() -> None:
+    """A readable envFrom with PUID makes a container a candidate (its rootfs is read for s6 files); an
+    unreadable one does not on an ordinary container (no rootfs read), and /init is one anyway."""
+    plain = ImageInfo(ref="nginx:1", entrypoint=("/docker-entrypoint.sh",))
+    c = {"name": "web", "image": "nginx:1", "envFrom": [{"configMapRef": {"name": "ids"}}]}
+    spec = {"containers": [c]}
+    pod = resolve_pod({"name": "p"}, spec, lambda ref: plain)
+    calls: list[str] = []
+    assert pod_verdicts(spec, pod, {"web": plain}, lambda ref: calls.append(ref) or None) == {}
+    assert calls == [] and not pod_has_candidate(spec, {"web": plain})
+    assert pod_has_candidate(spec, {"web": plain}, known)
+    verdicts = pod_verdicts(spec, pod, {"web": plain}, lambda ref: calls.append(ref) or S6, sources=known)
+    assert calls == ["nginx:1"] and verdicts["web"].puid == ("PUID", "1002", "envFrom configMapRef ids")
+    init = {**c, "image": "example.org/app:1"}
+    assert pod_has_candidate({"containers": [init]}, {"web": image()})  # runs /init: a candidate regardless
 
 
 def test_non_numeric_puid_is_a_warning_and_abc_keeps_its_image_uid() -> None:

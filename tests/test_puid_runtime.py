@@ -315,3 +315,30 @@ def test_apply_records_the_event_describe_shows(lsio: Podsec, tmp_path: Path) ->
                 "conflicts: spec.containers[0].securityContext.capabilities.drop: [ALL] (fatal)") in event[0]
     finally:
         assert lsio.run("delete", "lsio-event", "--now").returncode == 0
+
+
+def test_env_from_a_config_map_in_the_manifest_is_read_by_run(lsio: Podsec, tmp_path: Path) -> None:
+    """PUID/PGID from ``envFrom`` a ConfigMap: explain (no ConfigMap objects) says they are unknown; run has
+    the manifest's ConfigMap, so its note names the ids the container really ends up with."""
+    yaml = pod_yaml("lsio-envfrom").replace(
+        '    env: [{name: PUID, value: "1000"}, {name: PGID, value: "1000"}]\n',
+        "    envFrom: [{configMapRef: {name: lsio-ids}}]\n")
+    assert "envFrom" in yaml
+    path = write(tmp_path, yaml)
+    _, verdict = explain(lsio, path)
+    assert verdict["PUID"] == {"value": None, "source": "envFrom configMapRef lsio-ids"}
+    assert "PUID comes from envFrom configMapRef lsio-ids: its value is known only when the pod runs" \
+        in verdict["warnings"]
+    path = write(tmp_path, yaml + textwrap.dedent("""\
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: lsio-ids}
+        data: {PUID: "1001", PGID: "1002"}
+        """))
+    out = run(lsio, path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines()[0] == "uid=1001(abc) gid=1002(abc) groups=100(users),1002(abc)"
+    notes = [ln for ln in out.stderr.splitlines() if ln.startswith("podsec: note: app: PUID/PGID image:")]
+    assert notes == ["podsec: note: app: PUID/PGID image: /init starts as root (uid 0) and drops the app to 1001:1002 "
+                     "(groups 100,1002)"], out.stderr

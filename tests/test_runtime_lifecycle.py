@@ -120,6 +120,42 @@ def test_apply_get_exec_logs_delete(podsec: Podsec, tmp_path: Path) -> None:
     assert_nothing_left(podsec, "lc-basic", uid)
 
 
+def test_apply_with_other_feature_gates_is_not_unchanged(podsec: Podsec, tmp_path: Path) -> None:
+    """The gates decide how the pod runs (fsUser, volume file owners), so the same manifest with other
+    ``--feature-gates`` is a different pod: refused like a changed spec, then created with the new gates."""
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-gates
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers:
+          - name: app
+            image: podsec-fixture:root
+            command: ["sleep", "30"]
+        """)
+    gate = "PodSecurityContextFSUser"
+    pod_file = podsec.state / "pods" / "default_lc-gates" / "pod.json"
+    try:
+        assert podsec.run("apply", "-f", pod).stdout == "pod/lc-gates created\n"
+        assert podsec.run("apply", "-f", pod).stdout == "pod/lc-gates unchanged\n"
+        again = podsec.run("apply", "--feature-gates", f"{gate}=true", "-f", pod)
+        assert again.returncode == 1 and "unchanged" not in again.stdout
+        assert (f'pods "lc-gates" already exists in namespace "default" with other feature gates (it has: none; '
+                f"asked for: {gate}) (delete it first: podsec delete lc-gates)") in again.stderr
+        assert json.loads(pod_file.read_text())["feature_gates"][gate] is False
+        assert podsec.run("delete", "lc-gates", "--now").returncode == 0
+        created = podsec.run("apply", "--feature-gates", f"{gate}=true", "-f", pod)
+        assert created.stdout == "pod/lc-gates created\n", created.stderr
+        assert json.loads(pod_file.read_text())["feature_gates"][gate] is True
+        assert podsec.run("apply", "--feature-gates", f"{gate}=true", "-f", pod).stdout == "pod/lc-gates unchanged\n"
+        assert podsec.run("apply", "-f", pod).returncode == 1  # and back: the gate is not on by default
+    finally:
+        podsec.run("delete", "lc-gates", "--now")
+    assert_nothing_left(podsec, "lc-gates")
+
+
 # -- restart policies ------------------------------------------------------------------------------
 
 

@@ -93,6 +93,14 @@ def _admit(req: Any, store: Any, gates: Any) -> None:
     admission.check_images(req, store)
 
 
+def _enabled_gates(gates: Any) -> list[str]:
+    """The gates in force, sorted, from ``--feature-gates`` or a pod record's ``{name: bool}``: they change
+    how the pod runs (fsUser, volume file owners), so ``apply`` counts them as part of the pod."""
+    from podsec import features
+
+    return sorted(features.gates_from(gates).enabled_names)
+
+
 def _paths(ctx: click.Context, namespace: str, name: str) -> Any:
     from podsec.runtime.admission import object_meta_errors
     from podsec.runtime.state import PodPaths
@@ -283,11 +291,16 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
         paths = _paths(ctx, req.namespace, req.name)
         existing = state.load(paths)
         if existing is not None:
-            same = existing.manifest.get("spec") == req.spec
+            gates_then = _enabled_gates(existing.feature_gates)
+            gates_now = _enabled_gates(feature_gates)
+            same = existing.manifest.get("spec") == req.spec and gates_then == gates_now
             if same and not existing.deleting:
                 click.echo(f"pod/{req.name} unchanged")
                 continue
-            raise lifecycle.PodExists(req.namespace, req.name)
+            why = "" if gates_then == gates_now else (
+                f"with other feature gates (it has: {', '.join(gates_then) or 'none'}; "
+                f"asked for: {', '.join(gates_now) or 'none'})")
+            raise lifecycle.PodExists(req.namespace, req.name, why)
         record = _new_record(req, ctx, runtime, dirs, "detached", feature_gates)
         lifecycle.create_pod_dir(paths, record)
         with open(paths.supervisor_log, "ab") as out:

@@ -30,24 +30,23 @@ What such an image does, from the upstream sources (facts only; no code of their
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from podsec.image.model import ImageInfo
 from podsec.model import Path, ResolvedContainer, ResolvedPod, render_path
+from podsec.puid_spec import INIT, LSIO_PREFIXES, EnvSources, argv0, candidate, env_from
 
 LSIO_USER = "abc"
 LSIO_DEFAULT_ID = 911
 """``PUID=${PUID:-911}`` / ``PGID=${PGID:-911}`` in linuxserver's init-adduser."""
-INIT = "/init"
 ROOT_CAPS = ("CAP_CHOWN", "CAP_SETGID", "CAP_SETUID")
 """What the root half needs: chown /config (lsiown), setgroups()+setgid(), setuid()."""
 HELPFUL_CAPS = ("CAP_DAC_OVERRIDE", "CAP_FOWNER")
 """Needed only when /config holds files root does not own and cannot read or change without them."""
 S6_WORLD_WRITABLE_RUN = "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES"
 MAX_ID = 4294967294
-LSIO_PREFIXES = ("lscr.io/linuxserver/", "linuxserver/", "docker.io/linuxserver/", "ghcr.io/linuxserver/",
-                 "index.docker.io/linuxserver/")
 V3_MARKERS = ("/package/admin/s6-overlay", "/command")
 
 
@@ -63,7 +62,8 @@ class ImageFacts(NamedTuple):
 class EnvValue(NamedTuple):
     name: str
     value: str | None
-    """``None`` when it comes from ``valueFrom`` (known only when the pod runs)."""
+    """``None`` when podsec cannot know it before the pod runs (``valueFrom``, ``envFrom`` of an unknown
+    ConfigMap/Secret)."""
     source: str
 
 
@@ -134,44 +134,68 @@ def _id(v: int | None) -> str:
     return "?" if v is None else str(v)
 
 
-# -- facts from the pod spec -----------------------------------------------------------------------
+# -- facts from the pod spec (argv0 and the pre-check: podsec.puid_spec, cheap to import) ------------
+
+ID_NAMES = ("PUID", "PGID")
+"""The variables the image's init reads; an ``envFrom`` of unknown content may set them."""
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+"""What the kubelet keeps of an ``envFrom`` key with its prefix (as :mod:`podsec.runtime.process`)."""
 
 
-def container_env(container: Mapping, image: ImageInfo | None) -> dict[str, EnvValue]:
-    """The environment as the runtime builds it: the image's ``Env``, then the container's ``env`` (last wins)."""
+def _value_from(vf: Mapping, sources: EnvSources | None) -> tuple[bool, str | None]:
+    """(set?, value) of a ``valueFrom``: a ConfigMap/Secret key podsec knows gives its value; a key the
+    kubelet would skip (``optional``, absent) leaves the variable unset; anything else is unknown."""
+    for ref_key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+        ref = vf.get(ref_key)
+        if not isinstance(ref, dict) or sources is None:
+            continue
+        data = sources(kind, str(ref.get("name") or ""))
+        if data is None:
+            return True, None
+        key = str(ref.get("key") or "")
+        if key in data:
+            return True, data[key]
+        return ref.get("optional") is not True, None  # not optional: the container never starts anyway
+    return True, None
+
+
+def container_env(container: Mapping, image: ImageInfo | None,
+                  sources: EnvSources | None = None) -> dict[str, EnvValue]:
+    """The environment as the runtime builds it (kubelet ``makeEnvironmentVariables`` on top of containerd's
+    image ``Env``): the image's ``Env``, then each ``envFrom`` source in order, then ``env`` (last wins).
+
+    ``sources`` gives the ConfigMaps/Secrets podsec knows (``run`` has the manifest's own). An ``envFrom``
+    source it cannot read may set anything; only :data:`ID_NAMES` are then entered, with value ``None``
+    (other names such as ``LSIO_NON_ROOT_USER`` stay as they were: guessing them set would hide advice).
+    """
     out: dict[str, EnvValue] = {}
     for item in image.env if image else ():
         name, sep, value = item.partition("=")
         if sep:
             out[name] = EnvValue(name, value, "image env")
+    for label, prefix, data in env_from(container, sources):
+        if data is None:
+            for name in ID_NAMES:
+                if name.startswith(prefix) and name != prefix:
+                    out[name] = EnvValue(name, None, label)
+            continue
+        for k, v in data.items():
+            key = prefix + str(k)
+            if _ENV_NAME.match(key):
+                out[key] = EnvValue(key, str(v), label)
     for e in container.get("env") or ():
         if not isinstance(e, dict) or not isinstance(e.get("name"), str):
             continue
         name = e["name"]
-        if isinstance(e.get("valueFrom"), dict):
+        value = e.get("value")
+        if isinstance(e.get("valueFrom"), dict) and not (isinstance(value, str) and value):
             kind = next(iter(e["valueFrom"]), "valueFrom")
-            out[name] = EnvValue(name, None, f"container env, valueFrom {kind}")
+            is_set, known = _value_from(e["valueFrom"], sources)
+            if is_set:
+                out[name] = EnvValue(name, known, f"container env, valueFrom {kind}")
         else:
-            value = e.get("value")
             out[name] = EnvValue(name, value if isinstance(value, str) else "", "container env")
     return out
-
-
-def argv0(container: Mapping, image: ImageInfo | None) -> tuple[str | None, str]:
-    """The program the container starts and who chose it (Kubernetes: command → ENTRYPOINT; args → CMD)."""
-    command = container.get("command")
-    if isinstance(command, list) and command:
-        return str(command[0]), "container command"
-    if image is None:
-        return None, "image"
-    if image.entrypoint:
-        return image.entrypoint[0], "image ENTRYPOINT"
-    args = container.get("args")
-    if isinstance(args, list) and args:
-        return str(args[0]), "container args"
-    if image.cmd:
-        return image.cmd[0], "image CMD"
-    return None, "image"
 
 
 def _parse_id(v: EnvValue | None) -> tuple[int | None, str | None]:
@@ -250,14 +274,16 @@ def _has_run_volume(rc: ResolvedContainer) -> bool:
 def detect(
     container: Mapping, rc: ResolvedContainer, pod: ResolvedPod, pod_spec: Mapping,
     image: ImageInfo | None, facts: ImageFacts | None, *, assume_init: bool = False,
+    sources: EnvSources | None = None,
 ) -> Verdict | None:
     """The verdict for one container, or ``None`` when it is not a PUID/PGID (s6-overlay ``/init``) image.
 
     It is one when PUID or PGID is in its environment (or the image is a linuxserver one) *and* something
     shows the s6-overlay init: ``/init`` as the program, s6-overlay files in the image, or a linuxserver name.
     ``assume_init`` (``check`` without the image): PUID/PGID alone count when nothing else names the program.
+    ``sources``: the ConfigMaps/Secrets podsec knows, for ``envFrom`` and ``valueFrom`` (else unknown).
     """
-    env = container_env(container, image)
+    env = container_env(container, image, sources)
     puid, pgid = env.get("PUID"), env.get("PGID")
     markers = facts.markers if facts else ()
     lsio = rc.image.startswith(LSIO_PREFIXES) or "/docker-mods" in markers
@@ -517,9 +543,11 @@ def _non_root(rc: ResolvedContainer, pod: ResolvedPod, facts: ImageFacts | None,
 def pod_verdicts(
     spec: Mapping, pod: ResolvedPod, images: Mapping[str, ImageInfo | None],
     facts: Callable[[str], ImageFacts | None] | None = None, *, assume_init: bool = False,
+    sources: EnvSources | None = None,
 ) -> dict[str, Verdict]:
     """Verdicts by container name. ``images`` maps a container name to its image (if known); ``facts`` reads
-    an image's rootfs by reference, and is called only for containers that may be PUID/PGID ones."""
+    an image's rootfs by reference, and is called only for containers that may be PUID/PGID ones;
+    ``sources`` looks up the ConfigMaps/Secrets that ``envFrom``/``valueFrom`` name (``None``: unknown)."""
     out: dict[str, Verdict] = {}
     for rc in pod.containers:
         key = rc.path[1] if len(rc.path) > 2 else "containers"
@@ -528,24 +556,19 @@ def pod_verdicts(
         if not isinstance(container, dict):
             continue
         image = images.get(rc.name)
-        if not _candidate(container, rc, image):
+        if not _candidate(container, rc, image, sources):
             continue
         f = facts(rc.image) if facts is not None and rc.image_known else None
-        v = detect(container, rc, pod, spec, image, f, assume_init=assume_init)
+        v = detect(container, rc, pod, spec, image, f, assume_init=assume_init, sources=sources)
         if v is not None:
             out[rc.name] = v
     return out
 
 
-def _candidate(container: Mapping, rc: ResolvedContainer, image: ImageInfo | None) -> bool:
-    """Cheap pre-check before any rootfs is read: PUID/PGID set, ``/init`` run, or a linuxserver image."""
-    names = {e.get("name") for e in container.get("env") or () if isinstance(e, dict)}
-    if image is not None:
-        names |= {item.partition("=")[0] for item in image.env}
-    if "PUID" in names or "PGID" in names or rc.image.startswith(LSIO_PREFIXES):
-        return True
-    prog, _ = argv0(container, image)
-    return prog == INIT
+def _candidate(container: Mapping, rc: ResolvedContainer, image: ImageInfo | None,
+               sources: EnvSources | None = None) -> bool:
+    """Cheap pre-check before any rootfs is read (:func:`podsec.puid_spec.candidate`)."""
+    return candidate(container, rc.image, image, sources)
 
 
 def event(v: Verdict) -> tuple[str, str, str]:

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,11 +247,19 @@ class PodRunner:
 
     def _announce_puid(self, ctx: PodContext) -> None:
         """PUID/PGID (linuxserver, s6-overlay) images: an event per container for ``describe``, and in the
-        foreground (``run``) one note per container on stderr, before any container starts."""
+        foreground (``run``) one note per container on stderr, before any container starts.
+
+        Every pod pays for this, so a spec-only pre-check comes first: the verdict module and the image
+        rootfs reads are for pods with a container that may be a PUID/PGID one."""
+        from podsec.puid_spec import pod_has_candidate
+
+        sources = self._env_sources(ctx)
+        if not pod_has_candidate(self.rec.spec, ctx.images, sources):
+            return
         from podsec.image.s6 import store_facts
         from podsec.puid import event, note, pod_verdicts
 
-        verdicts = pod_verdicts(self.rec.spec, ctx.resolved, ctx.images, store_facts(ctx.store))
+        verdicts = pod_verdicts(self.rec.spec, ctx.resolved, ctx.images, store_facts(ctx.store), sources=sources)
         for v in verdicts.values():
             type_, reason, message = event(v)
             self.rec.event(type_, reason, message)
@@ -261,6 +270,17 @@ class PodRunner:
                 print(note(v), file=sys.stderr, flush=True)
         if verdicts:
             self.save()
+
+    def _env_sources(self, ctx: PodContext) -> Callable[[str, str], Mapping[str, str] | None]:
+        """The ConfigMaps/Secrets given with the pod are all the kubelet would find here: one missing is
+        known to be absent (``{}``), as :func:`podsec.runtime.process.kubelet_env` treats it."""
+        namespace = self.rec.namespace
+
+        def lookup(kind: str, name: str) -> Mapping[str, str] | None:
+            table = ctx.objects.configmaps if kind == "ConfigMap" else ctx.objects.secrets
+            return table.get((namespace, name), {})
+
+        return lookup
 
     # -- hooks for subclasses (podsec trace); they must not raise -------------------------------
     def before_start(self, c: ContainerStatus, spec: dict) -> None:
@@ -827,9 +847,10 @@ class PodExists(PodsecError):
 
     exit_code = 1
 
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(self, namespace: str, name: str, why: str = "") -> None:
+        """``why``: what differs from the pod that exists, when ``apply`` knows (e.g. its feature gates)."""
         super().__init__(
-            f'pods "{name}" already exists in namespace "{namespace}" '
+            f'pods "{name}" already exists in namespace "{namespace}"{" " + why if why else ""} '
             f"(delete it first: podsec delete {name}{'' if namespace == 'default' else ' -n ' + namespace})"
         )
 

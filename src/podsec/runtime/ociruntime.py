@@ -55,8 +55,14 @@ class OCIRuntime:
 
     # -- starting ------------------------------------------------------------------------------
     def run(self, cid: str, bundle: Path, pid_file: Path, out_fd: int, log_file: Path) -> subprocess.Popen[bytes]:
-        """Start ``cid`` in the foreground: stdout and stderr both go to ``out_fd`` (one file description,
-        so ``exec 2>&1`` keeps its order), the runtime's own errors also go to ``log_file`` as JSON."""
+        """Start ``cid`` in the foreground: the runtime's stdout and stderr are both ``out_fd``; its own errors
+        also go to ``log_file`` as JSON.
+
+        The order between the container's stdout and stderr is not kept with runc: in the foreground
+        without a terminal, runc gives the container two pipes and copies each to its own fd separately
+        (runc ``docs/terminals.md``, "Foreground"), so lines written alternately to the two streams can
+        land out of order in the log (each stream keeps its own order). crun passes its fds through and
+        keeps the order. A container that needs one ordered stream writes both to stdout (``exec 2>&1``)."""
         if self.name == "runc":
             glob = ["--log", str(log_file), "--log-format", "json"]
         else:
