@@ -4,13 +4,19 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-apt_pkgs=(runc crun busybox-static skopeo docker-registry acl attr python3-venv util-linux iproute2)
+# openssh-server, openssh-client, postgresql-client: the real sshd, ssh and psql tests/test_fsuser_real_tools.py runs
+apt_pkgs=(runc crun busybox-static skopeo docker-registry acl attr python3-venv util-linux iproute2
+  openssh-server openssh-client postgresql-client)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "podsec setup: installing ${missing[*]}" >&2
+  if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+    # The tests only need the sshd binary: Debian's switch keeps the ssh service from starting, now or at boot.
+    mkdir -p /etc/ssh && touch /etc/ssh/sshd_not_to_be_run
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
