@@ -191,3 +191,152 @@ def test_bad_input_errors_name_file_line_and_document(tmp_path, text, expect):
 def test_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load([str(tmp_path / "nope.yaml")])
+
+
+# -- YAML directives (%YAML, %TAG): they belong to the document their "---" starts
+
+SC_POD = POD + "    securityContext:\n      privileged: true\n"
+
+
+def _line(text: str, n: int) -> str:
+    return text.split("\n")[n - 1]
+
+
+def test_yaml_directive_before_the_first_document(tmp_path):
+    text = "%YAML 1.1\n---\n" + SC_POD
+    f = write(tmp_path, "d.yaml", text)
+    (o,) = load([str(f)]).objects
+    assert o.name == "p"
+    assert _line(text, o.line_of(("spec", "containers", 0, "securityContext", "privileged"))) == "      privileged: true"
+    assert o.line_of() == 3  # the object starts below the directive and its marker
+    assert o.source.start_line == 3
+
+
+def test_yaml_directive_document_lines_agree_with_exact_marks():
+    text = "# leading comment\n%YAML 1.1\n# between\n--- # marker comment\n" + STYLES
+    (src, obj), = parse_documents("f", text)
+    checked = 0
+    for p in paths(obj):
+        assert src.line_of(p) == src.first_line + locate_exact(src.text, p), p
+        checked += 1
+    assert checked >= 40
+
+
+def test_tag_directive_and_its_handle():
+    text = "%TAG !k! tag:example.com,2000:\n---\n" + SC_POD.replace("name: p", "name: !k!x p")
+    (src, obj), = parse_documents("f", text)
+    assert obj["metadata"]["name"] == "p"
+    assert _line(text, src.line_of(("spec", "containers", 0, "image"))) == "    image: busybox"
+
+
+def test_yaml_12_and_unknown_directives_are_refused_like_go_yaml():
+    # go-yaml (sigs.k8s.io/yaml) accepts only %YAML 1.1 and knows only %YAML and %TAG.
+    with pytest.raises(InputError, match="incompatible YAML document") as ei:
+        parse_documents("f", POD + "...\n%YAML 1.2\n---\n" + POD)
+    assert ei.value.line == 10 and "document 2" in (ei.value.doc or "")
+    for bad, why in [("%YAML 2.0", "incompatible"), ("%YAML 1.10", "incompatible"), ("%YAML", "version"),
+                     ("%YAML x", "version")]:
+        with pytest.raises(InputError, match=f"invalid YAML: .*{why}"):
+            parse_documents("f", bad + "\n---\n" + POD)
+    assert parse_documents("f", "%YAML 1.1 # comment\n---\n" + POD)[0][1]["kind"] == "Pod"
+    with pytest.raises(InputError, match="unknown directive name %FOO") as ei:
+        parse_documents("f", "%FOO bar\n---\n" + POD)
+    assert ei.value.line == 1
+
+
+def test_directives_before_later_documents():
+    a, b, c, d = (SC_POD.replace("name: p", f"name: {n}") for n in "abcd")
+    text = (a + "---\n" + b                      # no directive
+            + "...\n%YAML 1.1\n---\n" + c       # after an explicit end marker
+            + "%YAML 1.1\n# note\n%TAG !k! tag:example.com,2000:\n---\n" + d)  # libyaml/go-yaml: no "..." needed
+    docs = parse_documents("f", text)
+    assert [obj["metadata"]["name"] for _, obj in docs] == ["a", "b", "c", "d"]
+    lines = text.split("\n")
+    for src, obj in docs:
+        priv = src.line_of(("spec", "containers", 0, "securityContext", "privileged"))
+        assert lines[priv - 1] == "      privileged: true"
+        name = src.line_of(("metadata", "name"))
+        assert lines[name - 1] == f"  name: {obj['metadata']['name']}"
+    assert [s.first_line for s, _ in docs] == [1, 12, 23, 35]
+    assert [s.start_line for s, _ in docs] == [1, 12, 25, 39]
+    # Chunks end where the next document's directives begin: no directive-only "document".
+    assert [first for first, _ in split_documents(text)] == [0, 11, 22, 34]
+
+
+def test_directive_document_keeps_yaml_11_octal_and_errors_name_its_lines(tmp_path):
+    text = POD + "---\n%YAML 1.1\n---\n" + POD + "  volumes:\n  - name: v\n    secret:\n      defaultMode: 0644\n"
+    _, (src, obj) = parse_documents("f", text)
+    assert obj["spec"]["volumes"][0]["secret"]["defaultMode"] == 0o644
+    assert _line(text, src.line_of(("spec", "volumes", 0, "secret", "defaultMode"))) == "      defaultMode: 0644"
+    f = write(tmp_path, "l.yaml", "%YAML 1.1\n---\n- 1\n")
+    with pytest.raises(InputError, match="got a list") as ei:
+        load([str(f)])
+    assert ei.value.line == 3
+    f = write(tmp_path, "bad.yaml", POD + "...\n%YAML 1.1\n---\nkind: Pod\nspec: {containers: [\n")
+    with pytest.raises(InputError, match="invalid YAML") as ei:
+        load([str(f)])
+    assert ei.value.line == 13 and "document 2" in (ei.value.doc or "")
+
+
+def test_fix_keeps_directives_and_edits_the_right_document():
+    from podsec.fix import fix_text
+
+    text = "%YAML 1.1\n---\n" + SC_POD + "...\n%YAML 1.1\n---\n" + SC_POD.replace("name: p", "name: q")
+    r = fix_text("d.yaml", text)
+    assert r.fixed.startswith("%YAML 1.1\n---\napiVersion: v1\n")
+    assert r.fixed.count("%YAML 1.1\n---\n") == 2
+    assert r.fixed.count("- ALL") == 2
+    assert [o["metadata"]["name"] for _, o in parse_documents("d.yaml", r.fixed)] == ["p", "q"]
+
+
+def test_split_documents_lines_on_a_long_stream():
+    docs = [POD.replace("name: p", f"name: p{i}") for i in range(300)]
+    text = "---\n".join(docs) + "...\n%YAML 1.1\n---\n" + POD
+    chunks = split_documents(text)
+    assert len(chunks) == 301
+    lines = text.split("\n")
+    for first, body in chunks:
+        assert "\n".join(lines[first:]).startswith(body)
+    chunks.append((0, "mutated"))  # results are cached; callers get their own list
+    assert len(split_documents(text)) == 301
+
+
+DASHES = """apiVersion: v1
+kind: List
+items:
+-   kind: Pod
+    metadata: {name: a}
+    spec:
+      containers:
+      -    name: wide
+           args:
+           - |
+             - name: not a key
+           -   >-
+             folded
+      - name: b
+        env:
+        -  name: X
+           value: |
+             k: v
+        -  name: "Y"
+           value: &v one
+        - name: Z
+          value: *v
+      - - nested
+        - name: inner
+-   &anchor
+    kind: Pod
+    meta data: x
+    weird:key: y
+    x.y/z-w: 1
+"""
+
+
+def test_fast_index_agrees_with_exact_marks_on_dash_and_scalar_forms():
+    (src, obj), = parse_documents("f", DASHES)
+    checked = 0
+    for p in paths(obj):
+        assert src.line_of(p) == src.first_line + locate_exact(src.text, p), p
+        checked += 1
+    assert checked >= 25

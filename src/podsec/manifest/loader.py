@@ -15,16 +15,17 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from podsec.errors import InputError
-from podsec.manifest.locate import build_index, locate
+from podsec.manifest.locate import body_start, build_index, locate, looks_flow
 
 _DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t]|$)", re.M)
 _YAML11 = re.compile(
     r"(?:^|[:,\[{\-])[ \t]*(?:0[0-7]+|[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)[ \t]*(?=[,\]}#\r\n]|$)",
     re.M,
 )
-_DATE = re.compile(r"\d{4}-\d\d?-\d\d?")
+_DATE = re.compile(r"[0-9]{4}-[0-9][0-9]?-[0-9][0-9]?")  # ASCII digits, as YAML timestamps
 _HELM_SOURCE = re.compile(r"^# Source: (.+)$", re.M)
 _YAML_ERR = re.compile(r"line (\d+), column (\d+)")
 
@@ -42,6 +43,7 @@ class Source:
     helm_source: str | None = None
     _lines: list[str] | None = None
     _index: dict | None = None
+    _flow: bool | None = None
 
     @property
     def lines(self) -> list[str]:
@@ -55,9 +57,18 @@ class Source:
             self._index = build_index(self.lines)
         return self._index
 
+    @property
+    def start_line(self) -> int:
+        """1-based file line where the content starts: below any ``%`` directives and their ``---``."""
+        return self.first_line + (body_start(self.lines) if self.text.startswith("%") else 0)
+
     def line_of(self, path: tuple[str | int, ...]) -> int:
         """1-based file line of a field path (or its deepest existing ancestor)."""
-        return self.first_line + locate(self.lines, self.text, path, self.line_index)
+        if self._flow is None:
+            self._flow = looks_flow(self.lines)
+        if self._flow:  # flow style and JSON are located by PyYAML's marks: no block index to build
+            return self.first_line + locate(self.lines, self.text, path, None, True)
+        return self.first_line + locate(self.lines, self.text, path, self.line_index, False)
 
     @property
     def display(self) -> str:
@@ -178,7 +189,7 @@ def add_object(out: list[K8sObject], obj: object, src: Source, root: tuple[str |
     if not isinstance(obj, dict):
         kind = type(obj).__name__
         kind = {"list": "a list", "str": "a string", "int": "a number", "bool": "a boolean"}.get(kind, kind)
-        line = src.line_of(root) if root else src.first_line
+        line = src.line_of(root) if root else src.start_line
         raise InputError(
             f"expected a Kubernetes object (a mapping), got {kind}",
             file=src.display,
@@ -202,32 +213,103 @@ def add_object(out: list[K8sObject], obj: object, src: Source, root: tuple[str |
 
 
 def split_documents(text: str) -> list[tuple[int, str]]:
-    """(0-based first line, text) of each YAML document, keeping empty ones as the parser does."""
+    """(0-based first line, text) of each YAML document, keeping empty ones as the parser does.
+
+    Directive lines (``%YAML 1.1``, ``%TAG``) just above a ``---`` belong to the document that marker
+    starts, as in YAML: that document's text starts at its first directive so parsers see them.
+    Lines are counted once, front to back, so long streams cost linear time. The result is cached
+    for the last few texts because ``podsec fix`` splits the same text several times.
+    """
+    return list(_split_cached(text))
+
+
+@lru_cache(maxsize=4)
+def _split_cached(text: str) -> tuple[tuple[int, str], ...]:
     markers = list(_DOC_MARKER.finditer(text))
     if not markers:
-        return [(0, text)]
+        return ((0, text),)
+    # Where each marker's document begins: at the marker, or at the directives above a "---".
+    starts: list[int] = []
+    floor = 0
+    for m in markers:
+        starts.append(m.start() if m.group(1) == "..." else _directives_start(text, m.start(), floor))
+        eol = text.find("\n", m.start())
+        floor = len(text) if eol < 0 else eol + 1
     docs: list[tuple[int, str]] = []
-    line = 0
-    pre = text[: markers[0].start()]
+    pre = text[: starts[0]]
     if _has_content(pre):
         docs.append((0, pre))
+    pos = line = 0  # ``line`` is the 0-based line of ``pos``; both only move forward
     for i, m in enumerate(markers):
-        line = text.count("\n", 0, m.start())
+        start = starts[i]
+        line += text.count("\n", pos, start)
+        pos = start
         eol = text.find("\n", m.start())
         body_start = len(text) if eol < 0 else eol + 1
-        body_end = markers[i + 1].start() if i + 1 < len(markers) else len(text)
+        body_end = starts[i + 1] if i + 1 < len(markers) else len(text)
         if m.group(1) == "...":
-            # An end marker: any content up to the next marker is a new document only if real.
+            # An end marker: any content up to the next document is a new document only if real.
             body = text[body_start:body_end]
             if _has_content(body):
                 docs.append((line + 1, body))
+            continue
+        if start < m.start():
+            docs.append((line, text[start:body_end]))  # directives, the "---" line and the body
             continue
         inline = text[m.end() : body_start].strip()
         if inline:
             docs.append((line, text[m.start() + 3 : body_end]))
         else:
             docs.append((line + 1, text[body_start:body_end]))
-    return docs
+    return tuple(docs)
+
+
+def _directives_start(text: str, at: int, floor: int) -> int:
+    """Start of the ``%`` directive lines above the ``---`` at ``at`` (comments may sit between), else ``at``.
+
+    Only lines after ``floor`` (the end of the previous marker's line) are looked at, and the walk
+    stops at the first content line, so all calls together read each line at most once.
+    """
+    start = cur = at
+    while cur > floor:
+        nl = text.rfind("\n", floor, cur - 1)
+        ls = floor if nl < 0 else nl + 1
+        ln = text[ls : cur - 1]
+        if ln.startswith("%"):
+            start = ls
+        elif ln.strip() and not ln.lstrip().startswith("#"):
+            break
+        cur = ls
+    return start
+
+
+_DIRECTIVE = re.compile(r"%(\S*)(?:[ \t]+(\S+))?")
+_VERSION = re.compile(r"(\d+)\.(\d+)")
+
+
+def _check_directives(name: str, first: int, body: str, index: int) -> None:
+    """Refuse the directives go-yaml refuses: ``%YAML`` other than 1.1 and unknown directive names.
+
+    yaml-rs accepts ``%YAML 1.2`` and ignores unknown directives, but the API server's decoder
+    (sigs.k8s.io/yaml on go-yaml) fails the whole document, so podsec says so rather than judge it.
+    """
+    for n, ln in enumerate(body.split("\n")):
+        if ln.startswith("---"):
+            return
+        m = _DIRECTIVE.match(ln)
+        if m is None:
+            continue
+        problem = None
+        if m.group(1) == "YAML":
+            v = _VERSION.fullmatch(m.group(2) or "")
+            if v is None or (int(v.group(1)), int(v.group(2))) != (1, 1):
+                problem = (f"found incompatible YAML document (%YAML {m.group(2) or ''}; "
+                           "Kubernetes reads only %YAML 1.1)")
+        elif m.group(1) != "TAG":
+            problem = f"found unknown directive name %{m.group(1)}"
+        if problem:
+            raise InputError(f"invalid YAML: {problem}", file=name, line=first + n + 1,
+                             doc=f"document {index + 1}")
 
 
 def _has_content(chunk: str) -> bool:
@@ -244,6 +326,8 @@ def parse_documents(name: str, text: str) -> list[tuple[Source, object]]:
     objs = _parse_fast(name, text, chunks)
     out: list[tuple[Source, object]] = []
     for idx, ((first, body), obj) in enumerate(zip(chunks, objs)):
+        if body.startswith("%"):
+            _check_directives(name, first, body, idx)
         if obj is None:
             continue
         helm = _HELM_SOURCE.search(body)
@@ -297,8 +381,11 @@ def _fix_octal(src: Source, obj: object) -> object | None:
     for path, line in src.line_index.items():
         if len(path) > len(by_line.get(line, ())):
             by_line[line] = path
+    pos = line = 0
     for m in _OCTAL_LINE.finditer(body):
-        path = by_line.get(body.count("\n", 0, m.start()))
+        line += body.count("\n", pos, m.start())  # counted forward: linear however many matches
+        pos = m.start()
+        path = by_line.get(line)
         if not path:
             return None
         parent: object = obj

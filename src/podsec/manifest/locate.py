@@ -144,6 +144,9 @@ def locate_block(lines: list[str], path: tuple[PathSeg, ...]) -> int | None:
 
 _KEY = re.compile(r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s#'"{\[\]},&*!|>%@`-][^#]*?|-[^\s#][^#]*?))[ \t]*:(?:[ \t]+|$)""")  # noqa: E501
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*[ \t]*(?:#.*)?$")
+# A plain key after the indent and at most one "- ": _KEY reads the same key there (it holds no
+# ":", so the first ": " is the one), which lets build_index skip its general walk for most lines.
+_SIMPLE_KEY = re.compile(r"( *)(?:-[ \t]+)?(\w[\w./-]*):(?:[ \t]+|$)")
 
 
 class _Frame:
@@ -169,7 +172,57 @@ def build_index(lines: list[str]) -> dict[tuple[PathSeg, ...], int]:
     root.pending = ()
     stack = [root]
     skip_deeper: int | None = None
+    simple = _SIMPLE_KEY.match
     for i, line in enumerate(lines):
+        m = simple(line)
+        if m is not None:
+            # Fast path for most lines, "<indent>[- ]key: value" with a plain key: the general walk
+            # below reaches the same frames, key and value for them, with less work.
+            c = m.end(1)
+            pos = m.start(2)
+            if skip_deeper is not None:
+                if c > skip_deeper:
+                    continue
+                skip_deeper = None
+            while stack[-1].col > c:
+                stack.pop()
+            top = stack[-1]
+            if pos != c:  # "- key: value": a new item of the sequence at c, holding a mapping at pos
+                if top.is_seq and top.col == c:
+                    seq = top
+                else:
+                    seq = _Frame(c, True, top.pending if top.pending is not None else top.path)
+                    stack.append(seq)
+                seq.counter += 1
+                item = (*seq.path, seq.counter)
+                if item not in index:
+                    index[item] = i
+                seq.pending = item
+                frame = _Frame(pos, False, item)
+                stack.append(frame)
+            else:
+                if top.col == c and top.is_seq:
+                    stack.pop()
+                    top = stack[-1]
+                if not top.is_seq and top.col == c:
+                    frame = top
+                else:
+                    frame = _Frame(c, False, top.pending if top.pending is not None else top.path)
+                    stack.append(frame)
+            kp = (*frame.path, m.group(2))
+            if kp not in index:
+                index[kp] = i
+            v = line[m.end():].strip()
+            if not v or v[0] == "#":
+                frame.pending = kp
+            elif v[0] in "|>" and _BLOCK_SCALAR.match(v):
+                frame.pending = None
+                skip_deeper = pos
+            elif v[0] in "&!" and " " not in v:
+                frame.pending = kp
+            else:
+                frame.pending = None
+            continue
         stripped = line.lstrip(" ")
         if not stripped or stripped[0] == "#":
             continue
@@ -283,9 +336,15 @@ def locate_exact(text: str, path: tuple[PathSeg, ...]) -> int | None:
 
 
 def locate(lines: list[str], text: str, path: tuple[PathSeg, ...],
-           index: dict[tuple[PathSeg, ...], int] | None = None) -> int:
-    """0-based line of ``path`` (or of its deepest existing ancestor) within a document."""
-    if lines and not _looks_flow(lines):
+           index: dict[tuple[PathSeg, ...], int] | None = None, flow: bool | None = None) -> int:
+    """0-based line of ``path`` (or of its deepest existing ancestor) within a document.
+
+    ``flow`` is ``looks_flow(lines)`` when the caller has it: a document asked for many lines need
+    not look again each time.
+    """
+    if flow is None:
+        flow = looks_flow(lines)
+    if lines and not flow:
         if index is None:
             index = build_index(lines)
         for n in range(len(path), 0, -1):
@@ -293,14 +352,40 @@ def locate(lines: list[str], text: str, path: tuple[PathSeg, ...],
             if hit is not None:
                 return hit
         if not path:
-            return 0
+            return body_start(lines)
     exact = locate_exact(text, path)
     return exact if exact is not None else 0
 
 
-def _looks_flow(lines: list[str]) -> bool:
+def _is_start_marker(line: str) -> bool:
+    return line.startswith("---") and (len(line) == 3 or line[3] in " \t")
+
+
+def body_start(lines: list[str]) -> int:
+    """0-based line where a document's content starts: below its ``%`` directives and ``---``, else 0.
+
+    Only documents that open with directives carry their marker line (see ``split_documents``);
+    pointing at the ``%YAML`` line for the whole object would name the wrong line.
+    """
+    if not lines or not lines[0].startswith("%"):
+        return 0
+    for i, line in enumerate(lines):
+        if _is_start_marker(line):
+            rest = line[3:].strip()
+            return i if rest and not rest.startswith("#") else min(i + 1, len(lines) - 1)
+    return 0
+
+
+def looks_flow(lines: list[str]) -> bool:
+    """Whether the first content (past directives and a bare ``---``) opens a flow collection or JSON."""
     for line in lines:
         c = _content(line)
-        if c >= 0:
-            return line[c] in "{["
+        if c < 0 or (c == 0 and line.startswith("%")):
+            continue
+        if c == 0 and _is_start_marker(line):
+            rest = line[3:].lstrip(" \t")
+            if not rest or rest.startswith("#"):
+                continue
+            return rest[0] in "{["
+        return line[c] in "{["
     return False
