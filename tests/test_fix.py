@@ -572,3 +572,16 @@ def test_stdin_needs_a_human_and_bad_input(tmp_path: Path) -> None:
     assert len(e.stderr.strip().splitlines()) == 1
     u = run("fix", "--write", "-", stdin=text)
     assert u.returncode == 2 and "--write cannot write to stdin" in u.stderr
+
+
+def test_quiet_prints_only_what_needs_a_human(insecure: Path, tmp_path: Path) -> None:
+    q = run("fix", "-q", "--write", str(insecure))
+    assert q.returncode == 0 and q.stderr == "", q.stderr
+    assert run("check", "--level", "restricted", str(insecure)).returncode == 0
+    host = tmp_path / "host.yaml"
+    host.write_text(pod("a busybox", spec="hostNetwork: true\n"))
+    h = run("fix", "-q", str(host))
+    assert h.returncode == 1
+    lines = h.stderr.splitlines()
+    assert len(lines) == 2 and "needs a human: spec.hostNetwork" in lines[0], h.stderr
+    assert lines[1] == "podsec fix: fixed 1 of 1 workload (1 file); 1 left for a human"

@@ -84,7 +84,8 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
     report = sys.stderr
     for r in results:
         _summary(r, quiet, report)
-    _notes(results, do_trace, report)
+    if not quiet:
+        _notes(results, do_trace, report)
 
     changed = [(i, r) for i, r in zip(inputs, results) if r.changed]
     if show_diff:
@@ -112,8 +113,9 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
         tail.append(f"{humans} left for a human")
     if leftovers:
         tail.append(f"{leftovers} still failing")
-    click.echo(f"podsec fix: {verb} {fixed} of {workloads} workload{'s' if workloads != 1 else ''} "
-               f"({where}){'; ' + ', '.join(tail) if tail else ''}", err=True)
+    if tail or not quiet:
+        click.echo(f"podsec fix: {verb} {fixed} of {workloads} workload{'s' if workloads != 1 else ''} "
+                   f"({where}){'; ' + ', '.join(tail) if tail else ''}", err=True)
     if interrupted:
         sys.exit(130)
     sys.exit(1 if humans or leftovers or (show_diff and changed) else 0)
