@@ -180,3 +180,19 @@ def test_kubectl_plugin_name_is_installed():
     assert exe.exists()
     r = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "podsec" in r.stdout
+
+
+def test_explain_reads_puid_from_a_configmap_in_the_same_input(tmp_path: Path) -> None:
+    """envFrom a ConfigMap given in the same file: explain knows the values; one not given stays unknown."""
+    cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ids}\ndata: {PUID: "1001", PGID: "1002"}\n---\n'
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: sonarr}\nspec:\n  containers:\n  - name: sonarr\n"
+           "    image: lscr.io/linuxserver/sonarr:latest\n    envFrom: [{configMapRef: {name: ids}}]\n")
+    (tmp_path / "with.yaml").write_text(cm + pod)
+    (tmp_path / "without.yaml").write_text(pod)
+    known = json.loads(run("explain", "-o", "json", str(tmp_path / "with.yaml")).stdout)
+    [c] = known["pods"][0]["containers"]
+    assert c["puid"]["app"]["uid"] == 1001 and c["puid"]["app"]["gid"] == 1002
+    assert c["puid"]["PUID"] == {"value": "1001", "source": "envFrom configMapRef ids"}
+    unknown = json.loads(run("explain", "-o", "json", str(tmp_path / "without.yaml")).stdout)
+    [c] = unknown["pods"][0]["containers"]
+    assert c["puid"]["PUID"]["value"] is None and c["puid"]["app"]["uid"] is None

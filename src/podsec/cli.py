@@ -164,7 +164,7 @@ def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: 
         pods.append((pod, obj.source.display, obj.line_of()))
         notes.append(_ownership_notes(pod, wl, feature_gates))
         by_name = {c.name: images(c.image) if images and c.image else None for c in pod.containers}
-        puid.append(pod_verdicts(wl.spec, pod, by_name, facts))
+        puid.append(pod_verdicts(wl.spec, pod, by_name, facts, sources=_manifest_env_sources(loaded, wl)))
     docs = [pod_dict(p, f, ln, v) for (p, f, ln), v in zip(pods, puid)]
     for doc, n in zip(docs, notes):
         if n:
@@ -197,6 +197,20 @@ def _ownership_notes(pod: Any, wl: Any, gates: Any) -> list[str]:
     return ownership_notes(pod, wl.spec, wl.pod_metadata(),
                            atomic_write_user_fields=gates.enabled(ATOMIC_WRITE_VOLUME_USER_FIELDS),
                            pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER))
+
+
+def _manifest_env_sources(loaded: Any, wl: Any) -> Callable[[str, str], Any]:
+    """ConfigMaps/Secrets in the same input, for PUID/PGID from ``envFrom``/``valueFrom``; one not given here may
+    still exist in the cluster, so it is unknown (``None``), not absent."""
+    from podsec.runtime.process import Objects
+
+    objects = Objects.from_documents(o.obj for o in loaded.objects if o.kind in ("ConfigMap", "Secret"))
+    namespace = wl.namespace or "default"
+
+    def lookup(kind: str, name: str) -> Any:
+        return (objects.configmaps if kind == "ConfigMap" else objects.secrets).get((namespace, name))
+
+    return lookup
 
 
 def _image_facts(root: str) -> Callable[[str], Any]:
