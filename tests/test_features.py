@@ -313,3 +313,14 @@ def test_explain_without_owner_fields_or_gates_is_unchanged(tmp_path: Path) -> N
     env = {**os.environ, "PODSEC_ROOT": "/nonexistent-podsec-root"}
     r = subprocess.run([*PODSEC, "explain", str(path)], capture_output=True, text=True, env=env, timeout=60)
     assert "volume files" not in r.stdout and r.stdout.startswith("Pod/p (namespace default)")
+
+
+def test_explain_says_who_cannot_read_the_files() -> None:
+    """examples/creds.yaml: without the gate its 0600 Secret files are root's and uid 1000 cannot read them."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "creds.yaml"
+    env = {**os.environ, "PODSEC_ROOT": "/nonexistent-podsec-root"}
+    off = subprocess.run([*PODSEC, "explain", str(example)], capture_output=True, text=True, env=env, timeout=60)
+    assert 'container "app" (uid 1000) cannot read them: owner 0:0, mode 0600' in off.stdout, off.stdout
+    on = subprocess.run([*PODSEC, "explain", "--feature-gates", "PodSecurityContextFSUser=true", str(example)],
+                        capture_output=True, text=True, env=env, timeout=60)
+    assert "files owned by uid 1000 [fsUser]" in on.stdout and "cannot read" not in on.stdout
