@@ -14,14 +14,7 @@ from typing import Any
 
 import click
 
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
-    from podsec.cli_trace import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+from podsec.cli_trace import duration_param
 
 
 def register(cli: click.Group) -> None:
@@ -41,7 +34,7 @@ def register(cli: click.Group) -> None:
 @click.option("--trace", "do_trace", is_flag=True,
               help="Run each fixed pod (podsec trace) and add readOnlyRootFilesystem with an emptyDir for every "
                    "directory it writes.")
-@click.option("--duration", default="30s", show_default=True, callback=_duration, metavar="DURATION",
+@click.option("--duration", default="30s", show_default=True, callback=duration_param, metavar="DURATION",
               help="--trace: how long to let each pod work (30s, 2m, plain seconds).")
 @click.option("--runtime", type=click.Choice(("runc", "crun")), default="runc", show_default=True,
               help="--trace: the OCI runtime.")

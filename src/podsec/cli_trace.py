@@ -37,7 +37,8 @@ def parse_duration(text: str) -> float:
     return value
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+def duration_param(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    """click callback for ``--duration`` (trace and fix --trace)."""
     try:
         return parse_duration(value)
     except ValueError as e:
@@ -52,7 +53,7 @@ def register(cli: click.Group) -> None:
 @click.command()
 @click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE|DIR|-",
               help="Manifests: any workload kind (its pod template runs), with its ConfigMaps/Secrets.")
-@click.option("--duration", default="30s", show_default=True, callback=_duration, metavar="DURATION",
+@click.option("--duration", default="30s", show_default=True, callback=duration_param, metavar="DURATION",
               help="How long to let each pod work (30s, 2m, 1m30s, plain seconds); it ends earlier when "
                    "every container has exited.")
 @click.option("-o", "--output", type=click.Choice(("text", "table", "json", "yaml")), default="text",
