@@ -256,9 +256,13 @@ def fsgroup_ignored(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Findin
 def puid_pgid_conflict(
     meta: dict, spec: dict, pod: ResolvedPod, images: ImageLookup | None = None,
 ) -> Iterator[Finding]:
-    from podsec.puid import pod_verdicts
+    from podsec.puid_spec import pod_has_candidate
 
     by_name = {c.name: images(c.image) if images and c.image else None for c in pod.containers}
+    if not pod_has_candidate(spec, by_name):
+        return
+    from podsec.puid import pod_verdicts
+
     for name, v in pod_verdicts(spec, pod, by_name, assume_init=True).items():
         if not v.conflicts:
             continue
