@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from collections.abc import Iterable
@@ -152,6 +153,26 @@ def make_layer(entries: Iterable[Entry], *, compression: str | None = None, fmt:
 def busybox_applets(busybox: Path) -> list[str]:
     out = subprocess.run([str(busybox), "--list"], stdout=subprocess.PIPE, check=True, text=True).stdout
     return sorted({a for a in out.split() if a and a != "busybox"})
+
+
+def shared_libraries(binaries: list[Path]) -> list[str]:
+    """Every library ``ldd`` resolves for the binaries, the dynamic loader included (absolute paths)."""
+    libs: set[str] = set()
+    for binary in binaries:
+        proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True)
+        for line in proc.stdout.splitlines():
+            m = re.match(r"\s*(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$", line)
+            if m:
+                libs.add(m.group(1))
+            else:
+                assert "linux-vdso" in line or "statically linked" in line, f"ldd {binary}: {line}"
+    return sorted(libs)
+
+
+def with_parents(paths: list[str]) -> list[Entry]:
+    """Directory entries (root's, 0755) for every parent of the image paths."""
+    dirs = {str(Path(p).parents[i]) for p in paths for i in range(len(Path(p).parts) - 1)}
+    return [D(d) for d in sorted(dirs)]
 
 
 def fixture_layer(busybox: Path = Path("/bin/busybox")) -> bytes:

@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from conftest import Podsec
-from imagebuild import FIXTURE_ENV, D, Entry, F, L, build_image_layout, busybox_applets
+from imagebuild import FIXTURE_ENV, D, F, L, build_image_layout, busybox_applets, shared_libraries, with_parents
 from test_fsuser_runtime import FILES, FS_USER, ITEMS, SUBPATH_MOUNTS, USER_FIELDS
 
 pytestmark = pytest.mark.runtime
@@ -115,26 +115,6 @@ def host_tools() -> dict[str, Path] | str:
         return (f"needs {', '.join(missing) or 'ldd'} (Debian openssh-server, openssh-client, postgresql-client;"
                 " scripts/dev.sh installs them)")
     return tools
-
-
-def shared_libraries(binaries: list[Path]) -> list[str]:
-    """Every library ``ldd`` resolves for the binaries, the dynamic loader included (absolute paths)."""
-    libs: set[str] = set()
-    for binary in binaries:
-        proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True)
-        for line in proc.stdout.splitlines():
-            m = re.match(r"\s*(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$", line)
-            if m:
-                libs.add(m.group(1))
-            else:
-                assert "linux-vdso" in line or "statically linked" in line, f"ldd {binary}: {line}"
-    return sorted(libs)
-
-
-def with_parents(paths: list[str]) -> list[Entry]:
-    """Directory entries (root's, 0755) for every parent of the image paths."""
-    dirs = {str(Path(p).parents[i]) for p in paths for i in range(len(Path(p).parts) - 1)}
-    return [D(d) for d in sorted(dirs)]
 
 
 @dataclass(frozen=True)

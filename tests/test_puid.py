@@ -242,7 +242,9 @@ def test_drop_all_breaks_chown_and_the_drop() -> None:
     assert v is not None and v.mode == "drop"
     [c] = v.conflicts
     assert c.fatal and c.setting == "spec.containers[0].securityContext.capabilities.drop: [ALL]"
-    assert "chown of /config to 1000:1000 fails" in c.breaks and "setgroups()" in c.breaks
+    assert "chown of /config to 1000:1000 fails" in c.breaks
+    assert ("fails at setgroups() (s6-applyuidgid: fatal: unable to set supplementary group list: Operation not "
+            "permitted) and the app never starts (exit 111)") in c.breaks
     assert "without CHOWN, SETGID, SETUID" in c.breaks
     assert "add: [CHOWN, SETGID, SETUID]" in c.instead
 
@@ -251,7 +253,9 @@ def test_missing_setuid_alone_fails_at_setuid() -> None:
     v = verdict({"securityContext": {"capabilities": {"drop": ["SETUID"]}}})
     assert v is not None
     [c] = v.conflicts
-    assert c.fatal and "fails at setuid()" in c.breaks and "setgroups" not in c.breaks
+    assert c.fatal and "setgroups" not in c.breaks and "chown" not in c.breaks
+    assert ("the drop fails at setuid() (s6-applyuidgid: fatal: unable to setuid: Operation not permitted) and the "
+            "app never starts (exit 111)") in c.breaks
 
 
 def test_missing_only_chown_degrades_but_starts() -> None:

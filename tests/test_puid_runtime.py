@@ -1,25 +1,35 @@
 """PUID/PGID (linuxserver.io / s6-overlay) images on real pods: what ``podsec explain`` predicts is what
 ``podsec run`` does.
 
-The image is built here from static busybox. Its ``/init`` is a shell stand-in for the parts of a
-linuxserver image that matter for identity, in their order and with their messages:
+The image is built here from static busybox plus Debian's ``s6`` package. Its ``/init`` is a shell
+stand-in for the parts of a linuxserver image that matter for identity, in their order and with their
+messages. These parts are s6-overlay's and linuxserver's own scripts and helpers, which Debian does not
+package, so they are mimicked:
 
 - s6-overlay v3's ``s6-overlay-suexec``: PID 1 or ``fatal: can only run as pid 1`` (exit 100); started
   non-root it warns and goes on unprivileged;
 - s6-overlay's ``preinit``: an unprivileged start needs a usable ``/run`` (same rules, same messages);
 - the ``docker-mods`` hook's ``LSIO_READ_ONLY_FS`` / ``LSIO_NON_ROOT_USER`` detection;
-- linuxserver's ``init-adduser``: abc's uid/gid in /etc/passwd and /etc/group set to PUID/PGID, then
-  ``lsiown abc:abc /config`` (a failed chown prints lsiown's message and goes on);
-- a service's ``exec s6-setuidgid abc app``: busybox ``su`` does the same calls (initgroups from
-  /etc/group, setgid, setuid), so a pod's fsGroup is dropped just as s6-setuidgid drops it.
+- linuxserver's ``init-adduser`` (skipped under either variable): abc's uid/gid in /etc/passwd and
+  /etc/group set to PUID/PGID, then ``lsiown abc:abc /config`` (a failed chown prints lsiown's message and
+  goes on).
 
-Everything that fails here fails for real (the kernel's EPERM, the real PID namespace, the real /run).
+The privilege drop itself is real: a service's run script (``exec s6-setuidgid abc app``, or the app
+alone under ``LSIO_NON_ROOT_USER``) runs Debian's skarnet ``s6-setuidgid``, which execs
+``/usr/bin/s6-envuidgid`` (abc's ids and groups from the image's /etc/passwd and /etc/group) and
+``/usr/bin/s6-applyuidgid`` (setgroups, setgid, setuid). The three binaries, every library ``ldd`` names
+for them and the dynamic loader are copied from the host (``apt-get install s6``; scripts/dev.sh does it);
+without them the tests skip and say so.
+
+Everything that fails here fails for real (the kernel's EPERM, the real PID namespace, the real /run,
+s6-applyuidgid's own messages).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -28,7 +38,7 @@ from typing import Any
 import pytest
 
 from conftest import Podsec
-from imagebuild import FIXTURE_ENV, D, F, L, build_image_layout, busybox_applets
+from imagebuild import FIXTURE_ENV, D, F, L, build_image_layout, busybox_applets, shared_libraries, with_parents
 
 pytestmark = pytest.mark.runtime
 IMAGE = "podsec-test:lsio"
@@ -74,44 +84,70 @@ fi
 # the docker-mods hook
 if grep -qE '^[^ ]+ / [^ ]+ ro[, ]' /proc/mounts; then LSIO_READ_ONLY_FS=1; fi
 if [ "$(stat -c %u /run)" != 0 ]; then LSIO_NON_ROOT_USER=1; fi
-if [ -n "$LSIO_READ_ONLY_FS$LSIO_NON_ROOT_USER" ]; then
+# init-adduser (skipped on a read-only root or under LSIO_NON_ROOT_USER)
+if [ -z "$LSIO_READ_ONLY_FS$LSIO_NON_ROOT_USER" ]; then
+  PUID=${PUID:-911}; PGID=${PGID:-911}
+  case "$PGID" in
+    ''|*[!0-9]*) echo "groupmod: invalid group ID '$PGID'" >&2 ;;
+    *) sed -i "s/^abc:x:[0-9]*:/abc:x:$PGID:/" /etc/group 2>/dev/null &&
+       sed -i "s/^\(abc:[^:]*:[0-9]*:\)[0-9]*:/\1$PGID:/" /etc/passwd 2>/dev/null ||
+       { echo "groupmod: Permission denied." >&2; echo "s6-rc: warning: unable to start service init-adduser: command exited 1" >&2; exit 1; } ;;
+  esac
+  case "$PUID" in
+    ''|*[!0-9]*) echo "usermod: invalid user ID '$PUID'" >&2 ;;
+    *) sed -i "s/^abc:x:[0-9]*:/abc:x:$PUID:/" /etc/passwd 2>/dev/null ||
+       { echo "usermod: cannot lock /etc/passwd; try again later." >&2; exit 1; } ;;
+  esac
+  # lsiown abc:abc /config
+  chown -R abc:abc /config || printf '**** Permissions could not be set. This is probably because your volume mounts are remote or read-only. ****\n'
+fi
+# a service's run script: the app itself under LSIO_NON_ROOT_USER, else the real s6-setuidgid
+if [ -n "$LSIO_NON_ROOT_USER" ]; then
   exec "$@"
 fi
-# init-adduser
-PUID=${PUID:-911}; PGID=${PGID:-911}
-case "$PGID" in
-  ''|*[!0-9]*) echo "groupmod: invalid group ID '$PGID'" >&2 ;;
-  *) sed -i "s/^abc:x:[0-9]*:/abc:x:$PGID:/" /etc/group 2>/dev/null &&
-     sed -i "s/^\(abc:[^:]*:[0-9]*:\)[0-9]*:/\1$PGID:/" /etc/passwd 2>/dev/null ||
-     { echo "groupmod: Permission denied." >&2; echo "s6-rc: warning: unable to start service init-adduser: command exited 1" >&2; exit 1; } ;;
-esac
-case "$PUID" in
-  ''|*[!0-9]*) echo "usermod: invalid user ID '$PUID'" >&2 ;;
-  *) sed -i "s/^abc:x:[0-9]*:/abc:x:$PUID:/" /etc/passwd 2>/dev/null ||
-     { echo "usermod: cannot lock /etc/passwd; try again later." >&2; exit 1; } ;;
-esac
-# lsiown abc:abc /config
-chown -R abc:abc /config || printf '**** Permissions could not be set. This is probably because your volume mounts are remote or read-only. ****\n'
-# a service's `exec s6-setuidgid abc app`
-exec su -s /bin/sh -c 'exec "$0" "$@"' abc "$@"
+exec /command/s6-setuidgid abc "$@"
 """
+
+
+S6_TOOLS = ("s6-setuidgid", "s6-envuidgid", "s6-applyuidgid")
+S6_DIR = Path("/usr/bin")
+"""Debian's s6 (skarnet s6 2.11): s6-setuidgid execs ``/usr/bin/s6-envuidgid``, which execs
+``/usr/bin/s6-applyuidgid`` (absolute paths compiled in), so the image has them at the same place."""
+
+
+def s6_tools() -> dict[str, Path]:
+    """Image path → host binary for the three s6 programs and every library ``ldd`` names for them."""
+    tools = {f"usr/bin/{name}": S6_DIR / name for name in S6_TOOLS}
+    missing = [str(p) for p in tools.values() if not p.is_file()]
+    if missing or shutil.which("ldd") is None:
+        pytest.skip(f"needs {', '.join(missing) or 'ldd'} (Debian s6; scripts/dev.sh installs it)")
+    setuidgid = tools["usr/bin/s6-setuidgid"].read_bytes()
+    for name in S6_TOOLS[1:]:  # where s6-setuidgid looks for the other two: the image must match
+        assert f"{S6_DIR}/{name}".encode() in setuidgid, f"s6-setuidgid does not exec {S6_DIR}/{name}"
+    libs = shared_libraries(list(tools.values()))
+    return {**tools, **{lib.lstrip("/"): Path(lib).resolve() for lib in libs}}
 
 
 @pytest.fixture(scope="module")
 def lsio(podsec: Podsec, tmp_path_factory: pytest.TempPathFactory) -> Podsec:
     """The session store plus ``podsec-test:lsio``: ENTRYPOINT /init, abc 911:911 (a member of users 100),
-    s6-overlay v3 and docker-mods files in their places, a root-owned /run and /config."""
+    s6-overlay v3 and docker-mods files in their places, a root-owned /run and /config, and Debian's real
+    s6-setuidgid (at /usr/bin, and as /command/s6-setuidgid where s6-overlay puts it)."""
     busybox = Path("/bin/busybox")
+    binaries = s6_tools()
     files = [
         D("bin"), F("bin/busybox", busybox.read_bytes(), mode=0o755), D("etc"), D("tmp", mode=0o1777),
         D("run"), D("config"), D("root", mode=0o700),
         F("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nabc:x:911:911::/config:/bin/false\n"),
         F("etc/group", "root:x:0:\nabc:x:911:\nusers:x:100:abc\n"),
+        F("etc/nsswitch.conf", "passwd: files\ngroup: files\n"),  # s6-envuidgid: glibc getpwnam/getgrent
         F("init", INIT, mode=0o755),
         D("etc/s6-overlay"), D("etc/s6-overlay/s6-rc.d"), D("etc/s6-overlay/s6-rc.d/init-adduser"),
         D("package"), D("package/admin"), D("package/admin/s6-overlay-3.2.1.0"),
         L("package/admin/s6-overlay", "s6-overlay-3.2.1.0"),
-        D("command"), L("command/s6-setuidgid", "/bin/busybox"),
+        *with_parents(list(binaries)),
+        *(F(name, path.read_bytes(), mode=0o755) for name, path in sorted(binaries.items())),
+        D("command"), L("command/s6-setuidgid", "/usr/bin/s6-setuidgid"),
         F("docker-mods", "#!/bin/sh\n", mode=0o755),
     ]
     files += [L(f"bin/{a}", "/bin/busybox") for a in busybox_applets(busybox)]
@@ -240,21 +276,44 @@ def test_the_non_root_recipe_explain_gives_works(lsio: Podsec, tmp_path: Path) -
     assert any("IS WORLD WRITABLE" in ln for ln in lines)  # preinit's warning: it accepted the emptyDir
 
 
-def test_drop_all_fails_on_chown_and_on_the_drop_as_predicted(lsio: Podsec, tmp_path: Path) -> None:
-    path = write(tmp_path, pod_yaml("lsio-dropall", sc="capabilities: {drop: [ALL]}"))
+@pytest.mark.parametrize(("caps", "setting", "chown", "line"), [
+    ("{drop: [ALL]}", "capabilities.drop: [ALL]", False,
+     "s6-applyuidgid: fatal: unable to set supplementary group list: Operation not permitted"),
+    ("{drop: [SETUID]}", "capabilities without SETUID", True,
+     "s6-applyuidgid: fatal: unable to setuid: Operation not permitted"),
+], ids=["drop-all", "drop-setuid"])
+def test_missing_capabilities_fail_the_drop_with_the_words_explain_predicts(
+    lsio: Podsec, tmp_path: Path, caps: str, setting: str, chown: bool, line: str
+) -> None:
+    """Root without CAP_SETGID (or CAP_SETUID): the real s6-applyuidgid dies with exactly the line explain names."""
+    path = write(tmp_path, pod_yaml("lsio-caps", sc=f"capabilities: {caps}"))
     text, verdict = explain(lsio, path)
     [conflict] = verdict["conflicts"]
-    assert conflict["setting"] == "spec.containers[0].securityContext.capabilities.drop: [ALL]" and conflict["fatal"]
-    assert "PUID/PGID CONFLICT: spec.containers[0].securityContext.capabilities.drop: [ALL]: chown of /config" in text
-    assert "chown of /config to 1000:1000 fails (Operation not permitted" in conflict["breaks"]
-    assert "fails at setgroups()" in conflict["breaks"]
+    assert conflict["setting"] == f"spec.containers[0].securityContext.{setting}" and conflict["fatal"]
+    assert f"({line}) and the app never starts (exit 111)" in conflict["breaks"]
+    assert ("chown of /config to 1000:1000 fails (Operation not permitted" in conflict["breaks"]) is not chown
+    assert f"PUID/PGID CONFLICT: spec.containers[0].securityContext.{setting}:" in text
     assert "drop: [ALL], add: [CHOWN, SETGID, SETUID]" in conflict["instead"]
     out = run(lsio, path)
-    assert out.returncode != 0
+    assert out.returncode == 111, out.stdout + out.stderr
     lines = out.stdout.splitlines()
-    assert "chown: /config: Operation not permitted" in lines  # the kernel's EPERM, no CAP_CHOWN
-    assert "su: can't set groups: Operation not permitted" in lines  # setgroups() without CAP_SETGID
-    assert not any(ln.startswith("uid=") for ln in lines)
+    assert ("chown: /config: Operation not permitted" in lines) is not chown  # the kernel's EPERM, no CAP_CHOWN
+    assert lines[-1] == line  # s6-setuidgid's last words: the app never ran
+    assert conflict["error"] in line
+
+
+def test_read_only_root_still_drops_to_abc_s_image_ids(lsio: Podsec, tmp_path: Path) -> None:
+    """A read-only root skips init-adduser (PUID/PGID ignored), but the services still run s6-setuidgid abc."""
+    path = write(tmp_path, pod_yaml("lsio-readonly", sc="readOnlyRootFilesystem: true",
+                                    mounts=", {name: run, mountPath: /run}", volumes=", {name: run, emptyDir: {}}"))
+    text, verdict = explain(lsio, path)
+    assert verdict["mode"] == "read-only" and not any(c["fatal"] for c in verdict["conflicts"])
+    assert verdict["app"] == {"uid": 911, "gid": 911, "groups": [100, 911], "user": "abc"}
+    assert "the app runs as abc's image ids 911:911 (groups 100,911)" in text
+    out = run(lsio, path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines()[0] == "uid=911(abc) gid=911(abc) groups=100(users),911(abc)"
+    assert out.stdout.splitlines()[1].split()[2:4] == ["0", "0"]  # no lsiown: /config stays root's
 
 
 def test_the_minimal_capabilities_explain_names_are_enough(lsio: Podsec, tmp_path: Path) -> None:

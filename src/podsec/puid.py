@@ -17,11 +17,14 @@ What such an image does, from the upstream sources (facts only; no code of their
   be set …`` and goes on); the services then ``exec s6-setuidgid abc app`` (docker-baseimage-alpine
   ``init-adduser/run``, docker-mods ``lsiown.v1``). Rewriting ``/etc/passwd`` needs root; chown needs
   CAP_CHOWN.
-- ``s6-setuidgid abc`` = ``s6-envuidgid abc`` (uid, gid and the *supplementary groups abc has in the image's
-  /etc/group*) + ``s6-applyuidgid``, which calls ``setgroups()`` (CAP_SETGID), ``setgid()``, ``setuid()``
-  (CAP_SETUID) (skarnet/s6 ``s6-envuidgid.c``, ``s6-applyuidgid.c``). So the app keeps none of the
+- ``s6-setuidgid abc`` = ``s6-envuidgid abc`` (uid and gid from /etc/passwd; as GIDLIST only the groups
+  that *list abc as a member in the image's /etc/group*) + ``s6-applyuidgid -Uz``, which calls
+  ``setgroups()`` with the gid plus that list (CAP_SETGID), ``setgid()``, ``setuid()`` (CAP_SETUID) and
+  dies with ``s6-applyuidgid: fatal: unable to set supplementary group list: …`` / ``unable to setuid: …``
+  (exit 111) (skarnet/s6 ``s6-envuidgid.c``, ``s6-applyuidgid.c``). So the app keeps none of the
   container's groups: a pod ``fsGroup`` is lost unless abc is a member of it. Root calling setuid() needs
-  no setuid binary, so ``allowPrivilegeEscalation: false`` (no_new_privs) does not stop it.
+  no setuid binary, so ``allowPrivilegeEscalation: false`` (no_new_privs) does not stop it. The
+  environment is passed on as it is: ``HOME`` stays the container's (root's), not abc's home.
 - linuxserver's ``docker-mods`` hook sets ``LSIO_READ_ONLY_FS`` on a read-only root and ``LSIO_NON_ROOT_USER``
   when ``/run`` is not root's; then init-adduser is skipped and "the PUID/PGID environment variables will
   have no effect" (docker-mods ``docker-mods.v3``; docs.linuxserver.io misc/non-root, misc/read-only). A
@@ -46,6 +49,11 @@ ROOT_CAPS = ("CAP_CHOWN", "CAP_SETGID", "CAP_SETUID")
 HELPFUL_CAPS = ("CAP_DAC_OVERRIDE", "CAP_FOWNER")
 """Needed only when /config holds files root does not own and cannot read or change without them."""
 S6_WORLD_WRITABLE_RUN = "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES"
+SETGROUPS_FAILED = "s6-applyuidgid: fatal: unable to set supplementary group list: Operation not permitted"
+SETUID_FAILED = "s6-applyuidgid: fatal: unable to setuid: Operation not permitted"
+"""What ``s6-setuidgid abc`` prints when root lacks CAP_SETGID / CAP_SETUID (checked against the real s6)."""
+S6_EXIT_FAILED = 111
+"""s6-applyuidgid's exit code for a failed system call (skarnet's ``strerr_diefu1sys(111, …)``)."""
 MAX_ID = 4294967294
 V3_MARKERS = ("/package/admin/s6-overlay", "/command")
 
@@ -447,10 +455,10 @@ def _caps(rc: ResolvedContainer, uid: int | None, gid: int | None, fine: list[st
                       "prints '**** Permissions could not be set ...' and goes on, leaving /config unwritable "
                       "for the app)")
     if "CAP_SETGID" in missing:
-        breaks.append("the drop to PUID:PGID fails at setgroups() (s6-applyuidgid: fatal: unable to set "
-                      "supplementary group list: Operation not permitted) and the app never starts")
+        breaks.append(f"the drop to PUID:PGID fails at setgroups() ({SETGROUPS_FAILED}) and the app never starts "
+                      f"(exit {S6_EXIT_FAILED})")
     if "CAP_SETUID" in missing and "CAP_SETGID" not in missing:
-        breaks.append("the drop fails at setuid() (Operation not permitted) and the app never starts")
+        breaks.append(f"the drop fails at setuid() ({SETUID_FAILED}) and the app never starts (exit {S6_EXIT_FAILED})")
     caps = rc.capabilities
     where = render_path(_sc_path(rc, "capabilities"))
     drop_all = caps.source == "container" and not caps.bounding
