@@ -22,16 +22,12 @@ import dataclasses
 import errno
 import fcntl
 import functools
-import hashlib
 import json
-import logging
 import os
-import platform
 import re
 import shutil
 import stat
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,9 +38,9 @@ from podsec.errors import ImageError
 from podsec.image.model import ImageInfo
 from podsec.image.passwd import read_user_db
 from podsec.image.reference import normalize, parse
-from podsec.image.unpack import decompressed, detect_compression, unpack_layers
+from podsec.logger import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_ROOT = Path("/var/lib/podsec")
 
@@ -73,7 +69,7 @@ _ARCH = {
 
 def host_arch() -> str:
     """The OCI architecture name of this machine (what a node's containerd would pull)."""
-    return _ARCH.get(platform.machine().lower(), "amd64")
+    return _ARCH.get(os.uname().machine.lower(), "amd64")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +172,7 @@ def _choose_platform(index: dict[str, Any], where: str) -> dict[str, Any]:
     if not candidates:
         raise ImageError(f"image index has no linux/{arch} image", file=where)
     if arch == "arm":
-        variant = "v7" if platform.machine().lower() == "armv7l" else "v6"
+        variant = "v7" if os.uname().machine.lower() == "armv7l" else "v6"
         for m in candidates:
             if _dict(m.get("platform")).get("variant") == variant:
                 return m
@@ -317,6 +313,8 @@ class ImageStore:
 
     # -- resolving images ----------------------------------------------------------------------
     def _image(self, digest: str, media_type: str | None, where: str, depth: int = 0) -> _Image:
+        import hashlib
+
         cached = self._images.get(digest)
         if cached is not None:
             return cached
@@ -440,6 +438,8 @@ class ImageStore:
         with self._lock("gc.lock", fcntl.LOCK_SH):
             if final.is_dir():
                 return final
+            from podsec.image.unpack import unpack_layers
+
             staging = self._staging("rootfs-")
             try:
                 os.chmod(staging, 0o755)
@@ -606,6 +606,8 @@ class ImageStore:
     # -- importing: OCI layouts in Python ------------------------------------------------------
     def _put_blob(self, src: Path, digest: str, size: int | None, *, move: bool, where: str) -> None:
         """Bring one verified blob into the store (skipped when already there: content-addressed)."""
+        import hashlib
+
         dest = self.blob_path(digest)
         if dest.exists():
             return
@@ -694,6 +696,8 @@ class ImageStore:
 
     def _import_tree(self, layout: Path, desc: dict[str, Any], where: str, *, move: bool) -> dict[str, Any]:
         """Import one index entry (choosing the host platform of an index); returns the stored descriptor."""
+        import hashlib
+
         digest = _check_digest(desc.get("digest"), where)
         algo, _, hexpart = digest.partition(":")
         src = layout / "blobs" / algo / hexpart
@@ -735,6 +739,8 @@ class ImageStore:
     # -- importing: archives -------------------------------------------------------------------
     @staticmethod
     def _archive_kind(path: Path) -> str:
+        import tarfile
+
         try:
             with tarfile.open(path, "r:*") as tf:
                 names = {n.removeprefix("./").rstrip("/") for n in tf.getnames()}
@@ -748,6 +754,8 @@ class ImageStore:
 
     def _extract_oci_archive(self, path: Path, dest: Path) -> None:
         """Unpack only what an OCI layout may hold (index.json, oci-layout, blobs/<algo>/<hex>)."""
+        import tarfile
+
         try:
             with tarfile.open(path, "r:*") as tf:
                 for member in tf:
@@ -781,6 +789,8 @@ class ImageStore:
 
     @staticmethod
     def _docker_manifest(path: Path) -> builtins.list[dict[str, Any]]:
+        import tarfile
+
         try:
             with tarfile.open(path, "r:*") as tf:
                 member = next(m for m in tf if m.name.removeprefix("./") == "manifest.json")
@@ -835,6 +845,8 @@ class ImageStore:
     @staticmethod
     def _plain_archive(path: Path, dest: Path) -> None:
         """Put an uncompressed copy (or a symlink) of ``path`` at ``dest``: skopeo reads only plain tars."""
+        from podsec.image.unpack import decompressed, detect_compression
+
         try:
             with open(path, "rb") as f:
                 head = f.read(8)

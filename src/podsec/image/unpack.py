@@ -15,7 +15,6 @@ import errno
 import gzip
 import hashlib
 import io
-import logging
 import lzma
 import os
 import shutil
@@ -30,8 +29,9 @@ from typing import IO, BinaryIO
 
 from podsec.errors import ImageError
 from podsec.image.fsutil import open_dir_in_root, split_path
+from podsec.logger import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."

@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
-import logging
 import os
 import select
 import stat
@@ -33,8 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from podsec.errors import RuntimeFailure
+from podsec.logger import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 RW_MASK = 0o660
 RO_MASK = 0o440

@@ -16,16 +16,15 @@ crash is cleaned by :func:`teardown_pod_dir` without any state of ours.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podsec.errors import InputError, PodsecError, RuntimeFailure
+from podsec.logger import get_logger
 from podsec.model import Mount, ResolvedContainer, ResolvedPod, render_path
 from podsec.volumes import claims, emptydir, hostpath, mounts, subpath
 from podsec.volumes.atomic_writer import write_atomic
@@ -33,7 +32,7 @@ from podsec.volumes.ownership import change_owner_uid, change_ownership
 from podsec.volumes.plan import ATOMIC_TYPES, VolumePlan, plan_volumes
 from podsec.volumes.sources import NodeInfo
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 VOLUMES_DIR = "volumes"
 OWNED_DIRS = (subpath.SUBPATH_DIR, VOLUMES_DIR)
@@ -52,7 +51,7 @@ def node_info_from_host(pod_dir: Path | None = None) -> NodeInfo:
         except OSError:
             storage = 0
     return NodeInfo(
-        name=socket.gethostname(),
+        name=os.uname().nodename,  # gethostname(), without importing socket
         cpu_millis=(os.cpu_count() or 1) * 1000,
         memory_bytes=emptydir.node_memory_bytes() or 0,
         ephemeral_storage_bytes=storage,
