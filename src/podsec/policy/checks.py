@@ -348,6 +348,53 @@ def feature_gated_fields(meta: dict, spec: dict, pod: ResolvedPod, gates: frozen
         )
 
 
+_OWNER_CHECKING = {
+    "authorized_keys": "sshd (StrictModes) also wants the file owned by the user",
+    ".pgpass": "libpq also wants no group or world bits (0600): with fsGroup it ignores the file",
+    "id_rsa": "ssh also wants a private key owned by the user and not readable by others",
+    "id_ecdsa": "ssh also wants a private key owned by the user and not readable by others",
+    "id_ed25519": "ssh also wants a private key owned by the user and not readable by others",
+}
+
+
+@check(
+    "PS012", "high", "a container cannot read its Secret/ConfigMap files",
+    "The kubelet writes configMap, secret, projected and downwardAPI files owned by root with the item's mode "
+    "(else defaultMode, 0644); with fsGroup they get its group and owner/group read bits. A non-root container "
+    "that is neither the owner nor in the file's group reads only through the bits for others, so 0600 or 0400 "
+    "files are 'Permission denied' for it.",
+    gated=True,
+)
+def unreadable_volume_files(meta: dict, spec: dict, pod: ResolvedPod, gates: frozenset[str] = frozenset()) -> Iterator[
+    Finding
+]:
+    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER
+    from podsec.volumes.readable import known_groups, unreadable
+
+    if not spec.get("volumes"):
+        return
+    for u in unreadable(pod, spec, fs_user_gate=POD_SECURITY_CONTEXT_FS_USER in gates,
+                        user_fields_gate=ATOMIC_WRITE_VOLUME_USER_FIELDS in gates):
+        f, rc = u.files, u.container
+        what = f'item "{f.item}"' if f.item else "its files"
+        name = (f.item or "").rsplit("/", 1)[-1]
+        extra = f"; {_OWNER_CHECKING[name]}" if name in _OWNER_CHECKING else ""
+        groups = "groups " + ",".join(map(str, known_groups(pod, rc)))
+        if rc.identity.groups is None:
+            groups = f"{groups} and the image's" if groups != "groups " else "groups from the image"
+        yield Finding(
+            "PS012", "high",
+            f'container "{rc.name}" (uid {rc.identity.uid}, {groups}) '
+            f'cannot read {what} of {u.volume_type} volume "{u.volume}": owner {f.uid}:{f.gid}, mode 0{f.mode:o} '
+            f"(Permission denied){extra}",
+            f.field, container=rc.name,
+            fix="set the pod's fsGroup (the files get its group and group read: 0600 becomes 0640), or a mode that "
+            "lets others read if the content is not secret; to make the user the owner (ssh, psql) Kubernetes "
+            "has only proposals: defaultUser/user (gate AtomicWriteVolumeUserFields) or fsUser "
+            "(--feature-gates PodSecurityContextFSUser=true in podsec), else copy the files in an initContainer",
+        )
+
+
 def run_checks(
     meta: dict, spec: dict, pod: ResolvedPod, feature_gates: frozenset[str] = frozenset(),
     images: ImageLookup | None = None,

@@ -17,6 +17,7 @@ from podsec.model import ResolvedPod, render_path
 from podsec.volumes import claims, emptydir, hostpath
 from podsec.volumes.atomic_writer import FileProjection
 from podsec.volumes.ownership import ALWAYS, ON_ROOT_MISMATCH
+from podsec.volumes.readable import Unreadable, unreadable
 from podsec.volumes.sources import NodeInfo, ObjectStore, SourceContext, build_payload, fs_user_from
 
 PLUGIN_DIRS = {
@@ -367,26 +368,11 @@ def _item_users(vtype: str, src: Mapping[str, Any]) -> list[tuple[str, object]]:
     return out
 
 
-def _unreadable_by(pod: ResolvedPod, volume: str, uid: int, gid: int, mode: int) -> list[str]:
-    """Which mounting containers cannot read files with the volume's default owner and mode (as the kernel
-    decides for a non-root uid; root keeps CAP_DAC_OVERRIDE unless it is dropped)."""
-    out = []
-    for rc in pod.containers:
-        ident = rc.identity
-        if ident.uid is None or not any(m.name == volume for m in rc.mounts):
-            continue
-        if ident.uid == 0 and "CAP_DAC_OVERRIDE" in rc.capabilities.effective:
-            continue
-        if ident.uid == uid:
-            ok = bool(mode & 0o400)
-        elif gid == ident.gid or gid in (ident.groups or ()):
-            ok = bool(mode & 0o040)
-        else:
-            ok = bool(mode & 0o004)
-        if not ok:
-            out.append(f'container "{rc.name}" (uid {ident.uid}) cannot read them: owner {uid}:{gid}, mode '
-                       f"{_octal(mode)}")
-    return out
+def _unreadable_note(u: Unreadable) -> str:
+    f = u.files
+    what = f'item "{f.item}"' if f.item else "them"
+    who = f'container "{u.container.name}" (uid {u.container.identity.uid})'
+    return f"{who} cannot read {what}: owner {f.uid}:{f.gid}, mode {_octal(f.mode)}"
 
 
 def ownership_notes(
@@ -406,8 +392,9 @@ def ownership_notes(
 
     psc = spec.get("securityContext") or {}
     has_fields = bool(gated_fields(spec))
+    denied = list(unreadable(pod, spec, fs_user_gate=pod_fs_user, user_fields_gate=atomic_write_user_fields))
     if not (atomic_write_user_fields or pod_fs_user or has_fields):
-        return []
+        return [f'volume "{u.volume}" ({u.volume_type}): ' + _unreadable_note(u) for u in denied]
     try:
         plans = plan_volumes(
             pod, spec, metadata, None, None, None,
@@ -457,9 +444,7 @@ def ownership_notes(
                 parts.append(f"{group}, mode {_octal(mode)} as given")
             if own.fs_user is not None:
                 parts.append(f"directories and links owned by uid {own.fs_user} [fsUser]")
-            file_uid = default_user if atomic_write_user_fields and default_user is not None else own.fs_user or 0
-            file_mode = mode | 0o440 if pod.fs_group is not None else mode
-            parts += _unreadable_by(pod, plan.name, file_uid, pod.fs_group or 0, file_mode)
+            parts += [_unreadable_note(u) for u in denied if u.volume == plan.name]
             notes.append(f"{head}: " + "; ".join(parts))
             continue
         if own.fs_user is None and not fs_user_set:
