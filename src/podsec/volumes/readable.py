@@ -5,8 +5,9 @@ item's ``mode`` (else the volume's ``defaultMode``, 0644), owned by root; with `
 becomes the fsGroup and the read bits for owner and group are added (0600 becomes 0640). Behind their
 feature gates, ``fsUser`` (KEP-5280) and ``defaultUser``/``user`` (KEP-5936) make another uid the owner
 (an item's ``user`` > ``defaultUser`` > ``fsUser``). A non-root process then reads a file as the kernel
-decides: the owner bits if it is the owner, else the group bits if the file's group is one of its groups,
-else the bits for others; root needs CAP_DAC_OVERRIDE (or CAP_DAC_READ_SEARCH), which it has by default.
+decides (:mod:`podsec.perms.access`): the owner bits if it is the owner, else the group bits if the file's
+group is one of its groups, else the bits for others; CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH (root's by
+default) read anything.
 Projected ``serviceAccountToken`` and ``clusterTrustBundle`` sources are left out (the kubelet treats the
 token specially, and a trust bundle is public).
 """
@@ -115,19 +116,20 @@ def known_groups(pod: ResolvedPod, rc: ResolvedContainer) -> tuple[int, ...]:
 
 
 def can_read(pod: ResolvedPod, rc: ResolvedContainer, f: FileClass) -> bool | None:
-    """Whether the container's process can open the files for reading (None: it depends on the image)."""
+    """Whether the container's process can open the files for reading, by the kernel's rules
+    (:func:`podsec.perms.access.can`); None when it depends on the image (its uid, or groups it may add)."""
+    import stat
+
+    from podsec.perms.access import MAY_READ, Cred, Inode, can
+
     ident = rc.identity
     if ident.uid is None:
         return None
-    if ident.uid == 0 and {"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"} & set(rc.capabilities.effective):
+    gid = ident.gid if ident.gid is not None else -1
+    cred = Cred(ident.uid, gid, frozenset(known_groups(pod, rc)), frozenset(rc.capabilities.effective))
+    if can(Inode(f.uid, f.gid, stat.S_IFREG | f.mode), cred, MAY_READ):
         return True
-    if ident.uid == f.uid:
-        return bool(f.mode & 0o400)
-    if f.gid in known_groups(pod, rc):
-        return bool(f.mode & 0o040)
-    if f.mode & 0o004:
-        return True
-    if ident.groups is None and f.mode & 0o040:
+    if ident.groups is None and ident.uid != f.uid and f.mode & 0o040:
         return None  # in the file's group only if the image makes it so
     return False
 
