@@ -340,3 +340,34 @@ def test_fast_index_agrees_with_exact_marks_on_dash_and_scalar_forms():
         assert src.line_of(p) == src.first_line + locate_exact(src.text, p), p
         checked += 1
     assert checked >= 25
+
+
+MERGE = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: m}
+spec:
+  containers:
+  - &c
+    name: a
+    image: busybox
+    securityContext: &sc {runAsNonRoot: true, runAsUser: 1000}
+  - <<: *c
+    name: b
+    securityContext:
+      <<: *sc
+      runAsUser: 0
+  - {<<: *c, name: d}
+"""
+
+
+def test_merge_keys_are_merged_as_go_yaml_v2_does():
+    """``<<: *anchor`` (YAML 1.1): keys given next to it win; yaml-rs alone would keep "<<" as a key."""
+    [(src, obj)] = parse_documents("m.yaml", MERGE)
+    _, b, d = obj["spec"]["containers"]
+    assert b == {"name": "b", "image": "busybox", "securityContext": {"runAsNonRoot": True, "runAsUser": 0}}
+    assert d["name"] == "d" and d["image"] == "busybox" and "<<" not in d
+    assert src.line_of(("spec", "containers", 1, "securityContext", "runAsUser")) == 14
+    # a quoted "<<" is an ordinary key, not a merge
+    [(_, plain)] = parse_documents("q.yaml", 'a: 1\n"<<": 2\n')
+    assert plain == {"a": 1, "<<": 2}

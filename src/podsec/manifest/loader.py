@@ -34,6 +34,7 @@ def _yaml11_values(body: str) -> int:
     return len(_YAML11.findall(body)) + (1 if _YAML11_AT_START.match(body) else 0)
 
 
+_MERGE_KEY = re.compile(r"(?:^[ \t]*(?:-[ \t]+)?|[{,][ \t]*)<<[ \t]*:", re.M)
 _DATE = re.compile(r"[0-9]{4}-[0-9][0-9]?-[0-9][0-9]?")  # ASCII digits, as YAML timestamps
 _HELM_SOURCE = re.compile(r"^# Source: (.+)$", re.M)
 _YAML_ERR = re.compile(r"line (\d+), column (\d+)")
@@ -341,7 +342,9 @@ def parse_documents(name: str, text: str) -> list[tuple[Source, object]]:
             continue
         helm = _HELM_SOURCE.search(body) if "# Source: " in body else None
         src = Source(name, idx, first + 1, body, helm.group(1).strip() if helm else None)
-        if _YAML11.search(body) or _YAML11_AT_START.match(body):
+        if "<<" in body and _MERGE_KEY.search(body):
+            obj = _parse_yaml11(src)  # go-yaml v2 merges "<<: *anchor" (YAML 1.1); yaml-rs keeps "<<" as a key
+        elif _YAML11.search(body) or _YAML11_AT_START.match(body):
             fixed = _fix_octal(src, obj)
             obj = fixed if fixed is not None else _parse_yaml11(src)
         elif _DATE.search(body):
