@@ -178,6 +178,9 @@ def test_missing_field_points_at_nearest_parent():
         ("- 1\n- 2\n", "f.yaml:1: document 1: expected a Kubernetes object (a mapping), got a list"),
         ("apiVersion: v1\nmetadata: {name: x}\n", "f.yaml:1: document 1 (document/x): kind: Required value"),
         ("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: 3\n", "f.yaml:4: document 1 (Pod/x): spec: expected"),
+        # the second occurrence of a duplicated key, found with PyYAML (yaml-rs names only the key)
+        ("a: 1\n---\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: b}\n  - name: c\n    image: d\n"
+         "    image: e\n", "f.yaml:9: document 2: invalid YAML: duplicate mapping key: 'image'"),
     ],
 )
 def test_bad_input_errors_name_file_line_and_document(tmp_path, text, expect):

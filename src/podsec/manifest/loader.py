@@ -368,17 +368,45 @@ def _parse_fast(name: str, text: str, chunks: list[tuple[int, str]]) -> list[obj
         try:
             out.append(yaml_rs.loads(body) if _has_content(body) else None)
         except Exception as exc:
-            raise _yaml_error(exc, name, first, len(out)) from None
+            raise _yaml_error(exc, name, first, len(out), body) from None
     return out
 
 
-def _yaml_error(exc: Exception, name: str, first: int, index: int) -> InputError:
+def _yaml_error(exc: Exception, name: str, first: int, index: int, body: str = "") -> InputError:
     msg = str(exc)
     m = _YAML_ERR.search(msg)
     line = first + int(m.group(1)) if m else first + 1
+    if not m and "duplicate mapping key" in msg:
+        dup = _duplicate_key_line(body)
+        line = first + dup + 1 if dup is not None else line
     reason = msg.strip().splitlines()[-1].strip() if msg.strip() else "invalid YAML"
     reason = re.sub(r"^\|?\s*\^*\s*", "", reason) or msg.splitlines()[0]
     return InputError(f"invalid YAML: {reason}", file=name, line=line, doc=f"document {index + 1}")
+
+
+def _duplicate_key_line(body: str) -> int | None:
+    """0-based line of the second occurrence of a key in one mapping (yaml-rs names the key, not the line)."""
+    import yaml
+
+    try:
+        root = yaml.compose(body, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    lines: list[int] = []
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[object] = set()
+            for k, v in node.value:
+                key = getattr(k, "value", None)
+                if isinstance(key, str) and key in seen:
+                    lines.append(k.start_mark.line)
+                seen.add(key)
+                todo.append(v)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+    return min(lines, default=None)
 
 
 _OCTAL_LINE = re.compile(r"^[^#\n]*?:[ \t]+(0[0-7]+)[ \t]*(?:#[^\n]*)?$", re.M)
