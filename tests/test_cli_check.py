@@ -196,3 +196,12 @@ def test_explain_reads_puid_from_a_configmap_in_the_same_input(tmp_path: Path) -
     unknown = json.loads(run("explain", "-o", "json", str(tmp_path / "without.yaml")).stdout)
     [c] = unknown["pods"][0]["containers"]
     assert c["puid"]["PUID"]["value"] is None and c["puid"]["app"]["uid"] is None
+
+
+def test_no_workload_is_said_on_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "cm.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    for command in ("check", "explain"):
+        r = run(command, str(path))
+        assert r.returncode == 0 and r.stdout == "", r.stdout
+        assert r.stderr.startswith("podsec: note: no workload (Pod, Deployment"), r.stderr

@@ -16,6 +16,8 @@ from podsec import __version__
 from podsec.errors import PodsecError
 from podsec.features import click_option as _feature_gates_option
 
+NO_WORKLOAD = ("no workload (Pod, Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet, ReplicationController, "
+               "PodTemplate) in the input")
 DEFAULT_ROOT = "/var/lib/podsec"
 DEFAULT_STATE = "/run/podsec"
 FORMATS_CHECK = ("table", "json", "yaml", "sarif", "junit")
@@ -121,6 +123,8 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
                                     feature_gates=feature_gates.enabled_names)
     for e in warnings:
         click.echo(f"podsec: warning: {e}", err=True)
+    if not results:
+        click.echo(f"podsec: note: {NO_WORKLOAD}", err=True)
     out = sys.stdout
     if output == "json":
         rep.write_json(results, out)
@@ -169,6 +173,8 @@ def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: 
     for doc, n in zip(docs, notes):
         if n:
             doc["volumeOwnership"] = n
+    if not docs:
+        click.echo(f"podsec: note: {NO_WORKLOAD}", err=True)
     if output == "json":
         import json
 
