@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from podsec.findings import Finding
+from podsec.gcpause import no_cyclic_gc
 from podsec.manifest.kinds import Workload, workload_of
 from podsec.manifest.loader import K8sObject, LoadResult
 from podsec.model import ResolvedPod
@@ -197,8 +198,9 @@ def check_files(files: list[str], **options: object) -> tuple[list[dict], list[s
     """Load and analyze files; the report dicts and the namespace-label warnings."""
     from podsec.manifest.loader import load
 
-    analysis = analyze(load(files), **options)  # type: ignore[arg-type]
-    return [report_dict(r) for r in analysis.reports], analysis.namespace_errors
+    with no_cyclic_gc():
+        analysis = analyze(load(files), **options)  # type: ignore[arg-type]
+        return [report_dict(r) for r in analysis.reports], analysis.namespace_errors
 
 
 PARALLEL_MIN_BYTES = 1_000_000
@@ -259,7 +261,7 @@ def _check_parallel(files: list[str], sizes: list[int], jobs: int, options: dict
         chunks[k].append(f)
         acc += sz
     ctx = mp.get_context("fork")
-    with ctx.Pool(jobs) as pool:
+    with ctx.Pool(jobs) as pool, no_cyclic_gc():
         parts = pool.map(_worker, [(c, options) for c in chunks if c])
     results: list[dict] = []
     warnings: list[str] = []

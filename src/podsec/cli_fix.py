@@ -59,6 +59,7 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
     from podsec.cli import image_lookup
     from podsec.fix import fix_text
     from podsec.fix.files import read_inputs, unified_diff, write_atomic
+    from podsec.gcpause import no_cyclic_gc
 
     inputs_given = paths + files
     if not inputs_given:
@@ -69,7 +70,8 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
         raise click.UsageError("--write cannot write to stdin; leave it out to print the fixed manifests")
     images = None if no_images else image_lookup(ctx.obj["root"])
     inputs = read_inputs(inputs_given)
-    results = [fix_text(i.display, i.text, images, uid=uid) for i in inputs]
+    with no_cyclic_gc():
+        results = [fix_text(i.display, i.text, images, uid=uid) for i in inputs]
     interrupted = False
     if do_trace:
         interrupted = _trace(ctx, inputs, results, images, duration, runtime, volume_dir)
