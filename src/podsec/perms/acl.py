@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from podsec.libc import Syscall, syscall_if
+
 ACCESS = "system.posix_acl_access"
 DEFAULT = "system.posix_acl_default"
 _ACCESS_B = ACCESS.encode()
@@ -301,23 +303,15 @@ def _probe() -> Callable[..., int] | None:
     with _lock:
         if _probed:
             return _syscall
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fn = libc.syscall
-            fn.restype = ctypes.c_long
-            fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                buf = ctypes.create_string_buffer(64)
-                args = _XattrArgs(ctypes.addressof(buf), 64, 0)
-                ctypes.set_errno(0)
-                r = fn(_L(_SYS_GETXATTRAT), _L(fd), b".", _L(_AT_SYMLINK_NOFOLLOW), b"user.podsec-probe",
-                       ctypes.byref(args), _ARGS_SIZE)
-                if r >= 0 or ctypes.get_errno() in (errno.ENODATA, errno.EOPNOTSUPP):
-                    _syscall = fn
-            finally:
-                os.close(fd)
-        except (OSError, AttributeError):
-            _syscall = None
+
+        def works(fn: Syscall, fd: int) -> bool:
+            buf = ctypes.create_string_buffer(64)
+            args = _XattrArgs(ctypes.addressof(buf), 64, 0)
+            r = fn(_L(_SYS_GETXATTRAT), _L(fd), b".", _L(_AT_SYMLINK_NOFOLLOW), b"user.podsec-probe",
+                   ctypes.byref(args), _ARGS_SIZE)
+            return r >= 0 or ctypes.get_errno() in (errno.ENODATA, errno.EOPNOTSUPP)
+
+        _syscall = syscall_if(works)
         _probed = True
         return _syscall
 

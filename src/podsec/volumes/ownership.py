@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from podsec.errors import RuntimeFailure
+from podsec.libc import Syscall, syscall_if
 from podsec.logger import get_logger
 
 log = get_logger(__name__)
@@ -87,21 +88,13 @@ def _probe_fchmodat2() -> Callable[..., int] | None:
     with _probe_lock:
         if _fchmodat2_probed:
             return _fchmodat2
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fn = libc.syscall
-            fn.restype = ctypes.c_long
-            fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                # An unknown flag: EINVAL proves the syscall exists, ENOSYS that it does not.
-                ctypes.set_errno(0)
-                fn(_SYS_FCHMODAT2, fd, b".", 0, 0x40000000)
-                if ctypes.get_errno() == errno.EINVAL:
-                    _fchmodat2 = fn
-            finally:
-                os.close(fd)
-        except (OSError, AttributeError):
-            _fchmodat2 = None
+
+        def works(fn: Syscall, fd: int) -> bool:
+            # An unknown flag: EINVAL proves the syscall exists, ENOSYS that it does not.
+            fn(_SYS_FCHMODAT2, fd, b".", 0, 0x40000000)
+            return ctypes.get_errno() == errno.EINVAL
+
+        _fchmodat2 = syscall_if(works)
         _fchmodat2_probed = True
         return _fchmodat2
 
