@@ -213,12 +213,7 @@ def _manifest_env_sources(loaded: Any, wl: Any) -> Callable[[str, str], Any]:
     from podsec.runtime.process import Objects
 
     objects = Objects.from_documents(o.obj for o in loaded.objects if o.kind in ("ConfigMap", "Secret"))
-    namespace = wl.namespace or "default"
-
-    def lookup(kind: str, name: str) -> Any:
-        return (objects.configmaps if kind == "ConfigMap" else objects.secrets).get((namespace, name))
-
-    return lookup
+    return objects.env_sources(wl.namespace or "default", missing_is_absent=False)
 
 
 def _image_facts(root: str) -> Callable[[str], Any]:

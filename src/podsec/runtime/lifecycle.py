@@ -274,13 +274,7 @@ class PodRunner:
     def _env_sources(self, ctx: PodContext) -> Callable[[str, str], Mapping[str, str] | None]:
         """The ConfigMaps/Secrets given with the pod are all the kubelet would find here: one missing is
         known to be absent (``{}``), as :func:`podsec.runtime.process.kubelet_env` treats it."""
-        namespace = self.rec.namespace
-
-        def lookup(kind: str, name: str) -> Mapping[str, str] | None:
-            table = ctx.objects.configmaps if kind == "ConfigMap" else ctx.objects.secrets
-            return table.get((namespace, name), {})
-
-        return lookup
+        return ctx.objects.env_sources(self.rec.namespace, missing_is_absent=True)
 
     # -- hooks for subclasses (podsec trace); they must not raise -------------------------------
     def before_start(self, c: ContainerStatus, spec: dict) -> None:

@@ -103,6 +103,19 @@ class Objects:
         return objs
 
 
+    def env_sources(self, namespace: str, *, missing_is_absent: bool) -> Callable[[str, str], dict[str, str] | None]:
+        """``lookup(kind, name)`` of a ConfigMap's or Secret's data for PUID/PGID from ``envFrom``/``valueFrom``.
+
+        ``missing_is_absent``: ``run``, where these objects are all the kubelet would find (``{}``); ``explain``
+        passes False, as one not in the input may still exist in the cluster (``None``: unknown).
+        """
+        def lookup(kind: str, name: str) -> dict[str, str] | None:
+            data = (self.configmaps if kind == "ConfigMap" else self.secrets).get((namespace, name))
+            return {} if data is None and missing_is_absent else data
+
+        return lookup
+
+
 def secret_data(doc: dict) -> dict[str, str]:
     """A Secret's values as text: ``data`` base64-decoded, then ``stringData`` on top (the API server's merge)."""
     import base64

@@ -17,7 +17,7 @@ from podsec.model import ResolvedPod, render_path
 from podsec.volumes import claims, emptydir, hostpath
 from podsec.volumes.atomic_writer import FileProjection
 from podsec.volumes.ownership import ALWAYS, ON_ROOT_MISMATCH
-from podsec.volumes.readable import Unreadable, unreadable
+from podsec.volumes.readable import ATOMIC_TYPES, DEFAULT_MODE, Unreadable, source_mode, unreadable
 from podsec.volumes.sources import NodeInfo, ObjectStore, SourceContext, build_payload, fs_user_from
 
 PLUGIN_DIRS = {
@@ -29,7 +29,6 @@ PLUGIN_DIRS = {
     "persistentVolumeClaim": "kubernetes.io~local-volume",
     "ephemeral": "kubernetes.io~local-volume",
 }
-ATOMIC_TYPES = ("configMap", "secret", "downwardAPI", "projected")
 MEMORY_BACKED_ATOMIC = ("secret", "downwardAPI", "projected")
 """Wrapped in a ``medium: Memory`` emptyDir: their content never reaches a disk."""
 
@@ -344,11 +343,6 @@ def _octal(mode: int) -> str:
     return f"0{mode:o}" if mode else "0"
 
 
-def _source_default_mode(src: Mapping[str, Any]) -> int:
-    mode = src.get("defaultMode")
-    return mode if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 0o777 else 0o644
-
-
 def _item_users(vtype: str, src: Mapping[str, Any]) -> list[tuple[str, object]]:
     """(path, user) of every item that names its own owner (KEP-5936 ``user``)."""
     out: list[tuple[str, object]] = []
@@ -437,7 +431,7 @@ def ownership_notes(
                 parts.append("defaultUser/user ignored (gate AtomicWriteVolumeUserFields off, as on a stock cluster)")
             if fs_user_set and own.fs_user is None:
                 parts.append("fsUser ignored (gate PodSecurityContextFSUser off)")
-            mode = _source_default_mode(src)
+            mode = source_mode(src.get("defaultMode"), DEFAULT_MODE)
             if pod.fs_group is not None:
                 parts.append(f"{group}, read-only mask: mode {_octal(mode)} becomes {_octal(mode | 0o440)}")
             else:

@@ -46,7 +46,8 @@ class Unreadable:
     files: FileClass
 
 
-def _mode(v: object, default: int) -> int:
+def source_mode(v: object, default: int) -> int:
+    """A ``defaultMode``/``mode`` value as the kubelet uses it (the API server has validated the range)."""
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0o777 else default
 
 
@@ -63,7 +64,7 @@ def file_classes(
         return []
     src = vol[vtype]
     base: Path = ("spec", "volumes", index, vtype)
-    default_mode = _mode(src.get("defaultMode"), DEFAULT_MODE)
+    default_mode = source_mode(src.get("defaultMode"), DEFAULT_MODE)
     default_user = _uid(src.get("defaultUser")) if user_fields else None
     owner = default_user if default_user is not None else fs_user if fs_user is not None else 0
     gid = fs_group if fs_group is not None else 0
@@ -96,7 +97,7 @@ def file_classes(
             if "mode" not in item and user is None:
                 defaults = True
                 continue
-            mode = _mode(item.get("mode"), default_mode)
+            mode = source_mode(item.get("mode"), default_mode)
             field = (*path, "items", j, "mode") if "mode" in item else mode_field
             out.append(klass(str(item.get("path")), mode, owner if user is None else user, field))
     if defaults:
