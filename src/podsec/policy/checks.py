@@ -395,6 +395,34 @@ def unreadable_volume_files(meta: dict, spec: dict, pod: ResolvedPod, gates: fro
         )
 
 
+@check(
+    "PS013", "high", "a capability that changes the node, not only the pod",
+    "Containers share the host's kernel. Capabilities the kernel checks against the host (the initial user "
+    "namespace) act on the whole node: its clock, its kernel modules, its network or its processes. Other pods "
+    "on the node and the node itself are affected; hostUsers: false (a user namespace) takes that away.",
+)
+def host_changing_capabilities(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Finding]:
+    from podsec.oci.hostcaps import container_host_effects
+
+    for rc in pod.containers:
+        effects, certain = container_host_effects(pod, rc)
+        if not effects:
+            continue
+        cond = " if the image's user is root" if not certain else ""
+        c = spec[rc.path[1]][rc.path[2]]
+        add = _d(_d(c.get("securityContext")).get("capabilities")).get("add")
+        path = (*rc.path, "securityContext", "privileged") if rc.privileged else (
+            (*rc.path, "securityContext", "capabilities", "add") if isinstance(add, list) else rc.path)
+        names = sorted({e.short for e in effects})
+        yield Finding(
+            "PS013", "high" if certain else "medium",
+            f'container "{rc.name}" can change the node{cond}: ' + "; ".join(e.sentence() for e in effects),
+            path, container=rc.name,
+            fix=f"remove {', '.join(names)} from capabilities.add (or privileged: true), or set hostUsers: false so "
+            "the capabilities stay inside the pod's user namespace",
+        )
+
+
 def run_checks(
     meta: dict, spec: dict, pod: ResolvedPod, feature_gates: frozenset[str] = frozenset(),
     images: ImageLookup | None = None,

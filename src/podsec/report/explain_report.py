@@ -76,8 +76,18 @@ def pod_dict(pod: ResolvedPod, file: str = "", line: int = 0, puid: dict[str, Ve
         "supplementalGroupsPolicy": pod.supplemental_groups_policy,
         "sysctls": [{"name": n, "value": v} for n, v in pod.sysctls],
         "sandboxError": pod.sandbox_error,
-        "containers": [container_dict(c, (puid or {}).get(c.name)) for c in pod.containers],
+        "containers": [_with_host(pod, c, container_dict(c, (puid or {}).get(c.name))) for c in pod.containers],
     }
+
+
+def _with_host(pod: ResolvedPod, c: ResolvedContainer, d: dict) -> dict:
+    """``hostEffects``: [{"capability", "effect", "needs"}] of capabilities that act on the node."""
+    from podsec.oci.hostcaps import container_host_effects
+
+    effects, certain = container_host_effects(pod, c)
+    d["hostEffects"] = [{"capability": e.short, "effect": e.effect, "needs": e.needs, "ifImageUserIsRoot": not certain}
+                        for e in effects]
+    return d
 
 
 def _caps_words(names: tuple[str, ...] | list[str]) -> str:
@@ -161,6 +171,15 @@ def describe(c: ResolvedContainer) -> list[str]:
     return out
 
 
+def host_lines(pod: ResolvedPod, c: ResolvedContainer) -> list[str]:
+    """What the container's capabilities do to the node itself (not namespaced), one bullet each."""
+    from podsec.oci.hostcaps import container_host_effects
+
+    effects, certain = container_host_effects(pod, c)
+    cond = "" if certain else " if the image's user is root"
+    return [f"changes the node{cond}: {e.sentence()}" for e in effects]
+
+
 def puid_lines(v: Verdict) -> list[str]:
     """The PUID/PGID verdict as explain bullets: what really happens, then each conflict with its remedy."""
     out = [f"PUID/PGID image: {v.summary()}", "PUID/PGID evidence: " + "; ".join(v.evidence)]
@@ -199,6 +218,8 @@ def render_text(pods: list[tuple[ResolvedPod, str, int]], puid: list[dict[str, V
             lines.append(f"  {KIND_WORD[c.kind]} {c.name!r} ({c.image}):")
             for s in describe(c):
                 lines.append(f"    - {s}")
+            for s in host_lines(pod, c):
+                lines += _bullet(s)
             verdict = puid[idx].get(c.name) if puid else None
             if verdict is not None:
                 for s in puid_lines(verdict):
