@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from podsec.findings import Finding
 from podsec.gcpause import no_cyclic_gc
-from podsec.manifest.kinds import Workload, workload_of
+from podsec.manifest.kinds import Workload
 from podsec.manifest.loader import K8sObject, LoadResult
-from podsec.model import ResolvedPod
+from podsec.model import ResolvedPod, render_path
 from podsec.resolve import ImageLookup, resolve_pod
+
+if TYPE_CHECKING:
+    from podsec.admit import AdmittedPod
 
 PSS_SEVERITY = "high"
 DEFAULT_LEVEL = "restricted"
@@ -45,16 +49,6 @@ class Analysis:
     namespace_errors: list[str] = field(default_factory=list)
 
 
-def raise_type_errors(wl: Workload, feature_gates: frozenset[str] = frozenset()) -> None:
-    """The API server cannot decode a wrong type at all: that is bad input (exit 2), not a finding."""
-    from podsec.api.types import check_types
-
-    errors = check_types(wl.metadata, wl.spec, fs_user="PodSecurityContextFSUser" in feature_gates)
-    if errors:
-        e = errors[0]
-        raise wl.obj.error(e.body(), wl.template + e.location, field=wl.field(e.path))
-
-
 def namespace_policies(objects: list[K8sObject]) -> tuple[dict[str, Policy], list[str]]:
     """Enforce policies from ``Namespace`` objects in the input, as admission reads their labels."""
     from podsec.policy.pss import namespace_policy
@@ -85,28 +79,18 @@ def analyze(
     feature_gates: frozenset[str] = frozenset(),
 ) -> Analysis:
     """Check every workload in ``loaded``; raises InputError (exit 2) on undecodable input."""
-    from podsec.api.validation import ValidationOptions, validate_pod
+    from podsec.admit import AdmitOptions, admit
+    from podsec.features import FeatureGates
     from podsec.policy.checks import run_checks
     from podsec.policy.pss import evaluate
 
     ns_policies, ns_errors = namespace_policies(loaded.objects)
-    vopts = ValidationOptions(allow_privileged=allow_privileged, feature_gates=feature_gates)
-    tmpl_opts = ValidationOptions(allow_privileged=allow_privileged, resource_is_pod=False,
-                                  feature_gates=feature_gates)
+    options = AdmitOptions(feature_gates=FeatureGates.from_names(feature_gates), allow_privileged=allow_privileged)
     reports: list[WorkloadReport] = []
-    for obj in loaded.objects:
-        wl = workload_of(obj)
-        if wl is None:
-            continue
-        raise_type_errors(wl, feature_gates)
+    for admitted in admit(loaded.objects, options).pods:
+        wl = admitted.workload
+        api = api_findings(admitted)
         findings: list[Finding] = []
-        opts = vopts if wl.kind == "Pod" else tmpl_opts
-        for err in validate_pod(wl.metadata, wl.spec, opts):
-            findings.append(
-                Finding("API", "critical", err.render(wl.template), err.location,
-                        why="The API server rejects the object with this error.",
-                        fix="correct the field as the message says")
-            )
         if level is not None:
             policy = Policy(level, version or "latest", "--level")
         elif wl.namespace and wl.namespace in ns_policies:
@@ -134,8 +118,22 @@ def analyze(
         for f in findings:
             f.field = wl.field(f.path)
             f.line = wl.line_of(f.path)
-        reports.append(WorkloadReport(wl, resolved, policy, pss, findings))
+        reports.append(WorkloadReport(wl, resolved, policy, pss, api + findings))
     return Analysis(reports, loaded.objects, ns_errors)
+
+
+def api_findings(admitted: AdmittedPod) -> list[Finding]:
+    """The admission's API errors as findings (the same ``<field>: <message>`` lines ``explain`` refuses with)."""
+    out = []
+    obj = admitted.workload.obj
+    for i, message in enumerate(admitted.messages()):
+        path = admitted.error_path(i)
+        f = Finding("API", "critical", message, path, why="The API server rejects the object with this error.",
+                    fix="correct the field as the message says")
+        f.field = render_path(path)
+        f.line = obj.line_of(path)
+        out.append(f)
+    return out
 
 
 _PSS_FIXES = {

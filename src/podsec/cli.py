@@ -149,28 +149,27 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
 @click.pass_context
 def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool, feature_gates: Any) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
-    from podsec.check import raise_type_errors
-    from podsec.manifest.kinds import workload_of
+    from podsec.admit import AdmitOptions, admit
     from podsec.puid import pod_verdicts
     from podsec.report.explain_report import pod_dict, render_text
     from podsec.resolve import resolve_pod
 
     loaded = _load(files)
+    admission = admit(loaded.objects, AdmitOptions(feature_gates=feature_gates))
+    admission.raise_invalid()  # the API server would refuse it: nothing to explain (check lists every error)
     images = None if no_images else image_lookup(ctx.obj["root"])
     facts = None if images is None else _image_facts(ctx.obj["root"])
     pods = []
     puid = []  # PUID/PGID (linuxserver/s6-overlay) verdicts, by container name, one dict per pod
     notes: list[list[str]] = []  # volume file owners (fsUser, defaultUser/user and their feature gates)
-    for obj in loaded.objects:
-        wl = workload_of(obj)
-        if wl is None:
-            continue
-        raise_type_errors(wl, feature_gates.enabled_names)
+    for admitted in admission.pods:
+        wl, obj = admitted.workload, admitted.workload.obj
         pod = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
         pods.append((pod, obj.source.display, obj.line_of()))
         notes.append(_ownership_notes(pod, wl, feature_gates))
         by_name = {c.name: images(c.image) if images and c.image else None for c in pod.containers}
-        puid.append(pod_verdicts(wl.spec, pod, by_name, facts, sources=_manifest_env_sources(loaded, wl)))
+        puid.append(pod_verdicts(wl.spec, pod, by_name, facts,
+                                 sources=_manifest_env_sources(admission.config_objects, wl)))
     docs = [pod_dict(p, f, ln, v) for (p, f, ln), v in zip(pods, puid)]
     for doc, n in zip(docs, notes):
         if n:
@@ -207,12 +206,12 @@ def _ownership_notes(pod: Any, wl: Any, gates: Any) -> list[str]:
                            pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER))
 
 
-def _manifest_env_sources(loaded: Any, wl: Any) -> Callable[[str, str], Any]:
+def _manifest_env_sources(config_objects: list[dict], wl: Any) -> Callable[[str, str], Any]:
     """ConfigMaps/Secrets in the same input, for PUID/PGID from ``envFrom``/``valueFrom``; one not given here may
     still exist in the cluster, so it is unknown (``None``), not absent."""
     from podsec.runtime.process import Objects
 
-    objects = Objects.from_documents(o.obj for o in loaded.objects if o.kind in ("ConfigMap", "Secret"))
+    objects = Objects.from_documents(config_objects)
     return objects.env_sources(wl.namespace or "default", missing_is_absent=False)
 
 

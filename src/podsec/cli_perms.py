@@ -72,18 +72,10 @@ def perms(ctx: click.Context, files: tuple[str, ...], path: str, identities: tup
     parties = []
     notes: list[str] = []
     if files:
-        from podsec.check import raise_type_errors
+        from podsec.admit import admit
         from podsec.cli import _load, image_lookup
-        from podsec.manifest.kinds import workload_of
 
-        loaded = _load(files)
-        workloads = []
-        for obj in loaded.objects:
-            wl = workload_of(obj)
-            if wl is None:
-                continue
-            raise_type_errors(wl)
-            workloads.append(wl)
+        workloads = [p.workload for p in admit(_load(files).objects).pods]
         images = None if no_images else image_lookup(ctx.obj["root"])
         found = container_parties(workloads, root, dirs, root_squash=root_squash, images=images)
         parties += found.parties

@@ -70,27 +70,15 @@ def _new_record(req: Any, ctx: click.Context, runtime: str, volume_dirs: dict[st
     )
 
 
-def _validate(req: Any, gates: Any) -> None:
-    """API validation with the feature gates in force, then the API server's drop of disabled fields
-    (said once on stderr: a stock cluster would ignore, or refuse, what the manifest asks for)."""
+def _warn_dropped(req: Any) -> None:
+    """Say once on stderr which fields the admission dropped (a stock cluster would ignore, or refuse, what
+    the manifest asks for)."""
     from podsec import features
-    from podsec.api.validation import ValidationOptions
-    from podsec.runtime import admission
 
-    admission.validate(req, ValidationOptions(feature_gates=gates.enabled_names))
-    dropped = features.disabled_fields(req.spec, gates)
-    if dropped:
-        for gate in dict.fromkeys(f.gate for f in dropped):
-            msg = features.ignored_message(gate, [f for f in dropped if f.gate == gate])
-            click.echo(f"podsec: warning: pod/{req.name}: {msg}", err=True)
-        req.spec = features.drop_disabled_fields(req.spec, gates)
-
-
-def _admit(req: Any, store: Any, gates: Any) -> None:
-    from podsec.runtime import admission
-
-    _validate(req, gates)
-    admission.check_images(req, store)
+    dropped = req.dropped
+    for gate in dict.fromkeys(f.gate for f in dropped):
+        msg = features.ignored_message(gate, [f for f in dropped if f.gate == gate])
+        click.echo(f"podsec: warning: pod/{req.name}: {msg}", err=True)
 
 
 def _enabled_gates(gates: Any) -> list[str]:
@@ -102,10 +90,10 @@ def _enabled_gates(gates: Any) -> list[str]:
 
 
 def _paths(ctx: click.Context, namespace: str, name: str) -> Any:
-    from podsec.runtime.admission import object_meta_errors
+    from podsec.admit import safe_pod_name
     from podsec.runtime.state import PodPaths
 
-    if object_meta_errors({"name": name, "namespace": namespace}):  # never a path outside the state dir
+    if not safe_pod_name(namespace, name):  # never a path outside the state dir
         raise NotFound(f'pods "{name}" not found')
     return PodPaths(_state(ctx), namespace, name)
 
@@ -229,8 +217,8 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     from podsec.runtime.status import exit_code_of
 
     lifecycle.trace("run: imported")
-    req = admission.single_pod(files, namespace)
-    _validate(req, feature_gates)  # the images are checked while the sandbox starts
+    req = admission.single_pod(files, namespace, feature_gates=feature_gates)
+    _warn_dropped(req)  # the images are checked while the sandbox starts
     lifecycle.trace("run: admitted")
     record = _new_record(req, ctx, runtime, _volume_dirs(volume_dir), "foreground", feature_gates)
     record.owner_pid = os.getpid()
@@ -280,12 +268,13 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
 
     from podsec.runtime import admission, lifecycle, state
 
-    reqs = admission.load_pods(files, namespace)
+    reqs = admission.load_pods(files, namespace, feature_gates=feature_gates)
     if not reqs:
         raise InputError("no Pod in the files", file=", ".join(files))
     store = _store(ctx)
     for req in reqs:
-        _admit(req, store, feature_gates)
+        _warn_dropped(req)
+        admission.check_images(req, store)
     dirs = _volume_dirs(volume_dir)
     for req in reqs:
         paths = _paths(ctx, req.namespace, req.name)
@@ -544,7 +533,7 @@ def delete(ctx: click.Context, what: tuple[str, ...], files: tuple[str, ...], al
     if files:
         from podsec.runtime.admission import load_pods
 
-        targets += [(p.namespace, p.name) for p in load_pods(files, namespace)]
+        targets += [(p.namespace, p.name) for p in load_pods(files, namespace, validate=False)]
     if all_pods:
         targets += [(r.namespace, r.name) for r in _records(ctx, namespace, all_namespaces, ())]
         for d in state.list_pod_dirs(_state(ctx)):  # half-created pods have no readable record

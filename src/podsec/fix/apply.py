@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from podsec.errors import InputError
 from podsec.fix.plan import DEFAULT_UID, LEVEL, NEEDS_HUMAN, VERSION, WorkloadPlan, plan_workload
-from podsec.manifest.kinds import Workload, workload_of
+from podsec.manifest.kinds import Workload
 from podsec.manifest.loader import K8sObject, add_object, parse_documents
 from podsec.manifest.rewrite import Patch, apply_patches, merge, patch_writable_mounts
 from podsec.policy.pss.result import CheckOutcome
@@ -55,19 +55,16 @@ def _normalized(text: str) -> str:
 
 
 def workloads(display: str, text: str) -> list[Workload]:
-    """Every workload of a file's text, in order; InputError (exit 2) on input the API server cannot decode."""
-    from podsec.check import raise_type_errors
+    """Every workload of a file's text, in order; InputError (exit 2) on input the API server cannot decode.
+
+    Admitted as every command admits its input (:func:`podsec.admit.admit`); the API errors are what
+    :func:`verify` compares before and after the fix."""
+    from podsec.admit import admit
 
     objects: list[K8sObject] = []
     for src, obj in parse_documents(display, _normalized(text)):
         add_object(objects, obj, src)
-    out = []
-    for obj in objects:
-        wl = workload_of(obj)
-        if wl is not None:
-            raise_type_errors(wl)
-            out.append(wl)
-    return out
+    return [p.workload for p in admit(objects).pods]
 
 
 def fix_text(display: str, text: str, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID) -> FileFix:
@@ -111,10 +108,9 @@ def _pss_failures(wl: Workload) -> list[CheckOutcome]:
 
 
 def _api_errors(wl: Workload) -> set[str]:
-    from podsec.api.validation import ValidationOptions, validate_pod
+    from podsec.admit import admit_workload
 
-    opts = ValidationOptions(resource_is_pod=wl.kind == "Pod")
-    return {e.render(wl.template) for e in validate_pod(wl.metadata, wl.spec, opts)}
+    return set(admit_workload(wl).messages())
 
 
 def _container(wl: Workload, path: tuple) -> dict | None:

@@ -79,51 +79,24 @@ def read_inputs(files: Sequence[str]) -> list[tuple[str, str, str]]:
 def load_targets(inputs: Sequence[tuple[str, str, str]], namespace: str | None = None) -> list[Target]:
     """Every workload (Pod, Deployment, …, CronJob) in ``inputs``, validated as the API server would;
     ConfigMaps and Secrets found anywhere go with every pod (env and volumes)."""
-    from podsec.api.types import check_types
-    from podsec.manifest.kinds import workload_of
+    from podsec.admit import AdmitOptions, admit
     from podsec.manifest.loader import K8sObject, add_object, parse_documents
-    from podsec.runtime import admission
 
-    objects: list[dict[str, Any]] = []
     found: list[tuple[str, K8sObject]] = []
     for path, display, text in inputs:
         objs: list[K8sObject] = []
         for src, obj in parse_documents(display, text):
             add_object(objs, obj, src)
         found += [(path, o) for o in objs]
+    paths = {id(o): path for path, o in found}
+    admission = admit([o for _, o in found], AdmitOptions(namespace=namespace, create=True, generate_names=True))
+    admission.raise_invalid()
+    objects = admission.config_objects
     targets: list[Target] = []
-    for path, obj in found:
-        if obj.kind in admission.OBJECT_KINDS:
-            doc = dict(obj.obj)
-            meta = dict(doc.get("metadata") or {})
-            if namespace and not meta.get("namespace"):
-                meta["namespace"] = namespace
-            doc["metadata"] = meta
-            objects.append(doc)
-            continue
-        wl = workload_of(obj)
-        if wl is None:
-            continue
-        errors = check_types(wl.metadata, wl.spec)  # a wrong type cannot even be decoded: bad input
-        if errors:
-            raise obj.error(errors[0].body(), wl.template + errors[0].location, field=wl.field(errors[0].path))
-        meta = dict(wl.pod_metadata())
-        if not obj.metadata.get("name") and obj.metadata.get("generateName"):
-            meta["name"] = str(obj.metadata["generateName"]) + os.urandom(3).hex()[:5]
-        if namespace:
-            if obj.namespace and obj.namespace != namespace:
-                raise obj.error(
-                    f'the namespace from the provided object "{obj.namespace}" does not match the namespace '
-                    f'"{namespace}". You must pass \'--namespace={obj.namespace}\' to perform this operation.')
-            meta["namespace"] = namespace
-        meta.setdefault("namespace", "default")
-        req = admission.PodRequest(meta, wl.spec)
-        try:
-            admission.validate(req)
-        except admission.PodInvalid as e:
-            raise InputError(e.message, file=obj.source.display, line=obj.line_of(), doc=obj.label()) from None
-        targets.append(Target(path, obj.source.display, obj.source.index, obj.line_of(), obj.kind, obj.name, meta,
-                              wl.spec))
+    for p in admission.pods:
+        obj = p.workload.obj
+        targets.append(Target(paths[id(obj)], obj.source.display, obj.source.index, obj.line_of(), obj.kind,
+                              obj.name, p.metadata, p.spec))
     for t in targets:
         t.objects = objects
     if not targets:
@@ -400,12 +373,12 @@ def trace_texts(inputs: Sequence[tuple[str, str, str]], opts: TraceOptions) -> l
     """Trace every workload in ``inputs`` ((path, display, text) as :func:`read_inputs` gives), up to
     ``opts.jobs`` pods at a time; after Ctrl-C no new pod starts (the interrupted ones are still reported)."""
     from podsec.image.store import ImageStore
-    from podsec.runtime import admission
+    from podsec.runtime.admission import PodRequest, check_images
 
     targets = load_targets(inputs, opts.namespace)
     store = ImageStore(Path(opts.root))
     for t in targets:
-        admission.check_images(admission.PodRequest(t.metadata, t.spec), store)
+        check_images(PodRequest(t.metadata, t.spec), store)
     if len(targets) > 1 and opts.jobs > 1:
         from podsec.trace.pool import run_parallel
 
