@@ -37,8 +37,8 @@ def test_trace_writer(podsec: Podsec, tmp_path: Path) -> None:
         "      /var/cache  1 file, 200 kB        not in the image",
         "      created  file    /data/state  8 B",
         "      created  file    /var/cache/app/v1/index.bin  200 kB",
-        "1 of 1 container(s) can run with readOnlyRootFilesystem: true given 3 emptyDir mount(s); podsec trace "
-        "-o yaml prints the manifest patched that way.",
+        "1 of 1 container(s) can run with readOnlyRootFilesystem: true given 3 emptyDir mount(s) (checked by "
+        "running them again under the mounts); podsec trace -o yaml prints the manifest patched that way.",
     ]
     quoted(*lines)
     for line in lines:

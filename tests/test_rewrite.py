@@ -358,3 +358,41 @@ def test_both_composers_rewrite_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = patch_writable_mounts(COMMENTED, "t.yaml", mounts)
     monkeypatch.setattr(rewrite, "COMPOSER", "ruamel")
     assert patch_writable_mounts(COMMENTED, "t.yaml", mounts) == fast
+
+
+SEEDED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      securityContext:
+        runAsUser: 33
+      containers:
+      - name: web
+        image: debian-nginx:bookworm
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {drop: [ALL]}
+"""
+
+
+def test_a_seeded_mount_gets_an_init_container_of_the_same_image_and_fs_group_goes_to_the_pod() -> None:
+    out = patch_writable_mounts(SEEDED, "d.yaml", {(0, "web"): ["/etc/nginx/conf.d", "/run"]},
+                                seeds={(0, "web"): ["/etc/nginx/conf.d"]}, fs_groups={0: 33})
+    spec = yaml.safe_load(out)["spec"]["template"]["spec"]
+    assert spec["securityContext"] == {"runAsUser": 33, "fsGroup": 33}
+    assert spec["initContainers"] == [{
+        "name": "seed-etc-nginx-conf-d",
+        "image": "debian-nginx:bookworm",
+        "command": ["cp", "-a", "/etc/nginx/conf.d/.", "/mnt/seed"],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": "etc-nginx-conf-d", "mountPath": "/mnt/seed"}],
+    }]
+    assert [m["mountPath"] for m in spec["containers"][0]["volumeMounts"]] == ["/etc/nginx/conf.d", "/run"]
+    assert out.index("initContainers:") < out.index("containers:\n      - name: web")
+    assert patch_writable_mounts(out, "d.yaml", {(0, "web"): ["/etc/nginx/conf.d", "/run"]},
+                                 seeds={(0, "web"): ["/etc/nginx/conf.d"]}, fs_groups={0: 33}) == out

@@ -73,19 +73,40 @@ def test_a_huge_file_list_is_summarised_per_mount() -> None:
 def test_json_shape() -> None:
     c = container("app", changes=[Change("/tmp/x", "created", "file", 2048)], mount_dirs=["/tmp"],
                   mounts=[MountDir("/tmp", "empty in the image", 2048, 1)],
-                  volume_writes=[Change("/data/y", "deleted", "dir", 5)])
-    doc = traces_dict([PodTrace("-", 0, "Pod", "p", [c], display="<stdin>", line=3, duration=0.5)])
+                  volume_writes=[Change("/data/y", "deleted", "dir", 5)], verified="still running after 5.0s", rounds=1,
+                  user=(33, 33))
+    doc = traces_dict([PodTrace("-", 0, "Pod", "p", [c], display="<stdin>", line=3, duration=0.5,
+                                listening=["80/tcp"])])
     assert doc == {"pods": [{
         "file": "<stdin>", "source": "-", "document": 0, "line": 3, "kind": "Pod", "name": "p",
-        "namespace": "default", "seconds": 0.5, "error": "", "interrupted": False,
+        "namespace": "default", "seconds": 0.5, "error": "", "interrupted": False, "listening": ["80/tcp"],
+        "fsGroup": None, "notes": [],
         "containers": [{
             "name": "app", "init": False, "ran": True, "status": "exited 0 after 0.1s", "exitCode": 0, "stopped": False,
             "readOnlyRootFilesystemInManifest": False, "mountDirs": ["/tmp"],
             "mounts": [{"path": "/tmp", "reason": "empty in the image", "files": 1, "bytes": 2048,
-                        "size": "2.05 kB"}],
-            "problems": [],
+                        "size": "2.05 kB", "hides": "", "seed": False}],
+            "problems": [], "fixable": True, "verified": "still running after 5.0s", "rounds": 1, "stopCode": None,
+            "user": [33, 33],
             "changes": [{"path": "/tmp/x", "action": "created", "type": "file", "bytes": 2048, "size": "2.05 kB"}],
             "volumeWrites": [{"path": "/data/y", "action": "deleted", "type": "dir", "bytes": 5, "size": "5 B"}],
             "logTail": [],
         }],
     }]}
+
+
+def test_the_summary_agrees_with_the_findings() -> None:
+    """A container that cannot go read-only, or that failed while traced, is named in the summary (and makes
+    ``podsec trace`` exit 1: tests/test_trace_cli.py)."""
+    ok = container("ok", mount_dirs=["/tmp"], mounts=[MountDir("/tmp", "empty in the image", 0, 0)],
+                   verified="still running after 5.0s")
+    blocked = container("blocked", problems=["changes /etc/passwd (from the image): …"])
+    failed = ContainerTrace(name="failed", init=False, ran=True, status="exited 2 after 0.3s", exit_code=2)
+    never = ContainerTrace(name="never", init=True, ran=False, status="never ran: CreateContainerConfigError")
+    text = render_text([PodTrace("pod.yaml", 0, "Pod", "p", [ok, blocked, failed, never], line=1)])
+    assert text.splitlines()[-1] == (
+        "1 of 4 container(s) can run with readOnlyRootFilesystem: true given 1 emptyDir mount(s) (checked by "
+        "running them again under the mounts); podsec trace -o yaml prints the manifest patched that way; 2 "
+        "container(s) failed or never ran while traced (failed, never), so their writes may be incomplete; 1 "
+        "cannot (blocked): see their problems.")
+    assert [c.fixable for c in (ok, blocked, failed, never)] == [True, False, False, False]

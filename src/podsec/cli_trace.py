@@ -69,16 +69,21 @@ def register(cli: click.Group) -> None:
               help="Pods traced at the same time (several workloads in the files).")
 @click.option("--max-files", type=click.IntRange(min=0), default=40, show_default=True,
               help="Text output: list at most this many paths per container, then summarise.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not run each pod again under the proposed mounts (faster; the proposal is then unchecked).")
 @click.pass_context
 def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: str, runtime: str,
           volume_dir: tuple[str, ...], namespace: str | None, logs: bool, grace: int, jobs: int,
-          max_files: int) -> None:
+          max_files: int, no_verify: bool) -> None:
     """Run each workload with a writable root filesystem and report every path it writes.
 
     Each container's created, changed and deleted paths are grouped into the fewest directories to
-    mount as emptyDir (none hiding a file of the image), so the workload can run with
-    readOnlyRootFilesystem: true; writes the image's own files need are reported as problems, and
-    writes inside already-mounted volumes separately. Several workloads are traced at the same time.
+    mount as emptyDir, so the workload can run with readOnlyRootFilesystem: true. A mount may hide empty
+    image entries the app recreates; image content that matters is copied in by an init container of the
+    same image (when it has cp); anything else is reported as a problem. The pod then runs again under the
+    mounts for as long, and they are kept only if it runs as well and writes nothing more outside them.
+    Writes inside already-mounted volumes are listed apart. Several workloads are traced at the same time.
+    Exit 0 only when every container can run read-only that way; 1 otherwise.
     """
     from podsec.cli_runtime import _volume_dirs
     from podsec.trace.runner import TraceOptions, read_inputs, trace_texts
@@ -86,7 +91,7 @@ def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: s
     inputs = read_inputs(files)
     opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,
                         volume_dirs=_volume_dirs(volume_dir), namespace=namespace,
-                        logs=sys.stderr.buffer if logs else None, jobs=jobs, grace=grace)
+                        logs=sys.stderr.buffer if logs else None, jobs=jobs, grace=grace, verify=not no_verify)
     pods = trace_texts(inputs, opts)
     if output == "json":
         import json
@@ -109,7 +114,8 @@ def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: s
     # Everything is cleaned up and written: skip the interpreter's teardown, as ``run`` does.
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(130 if interrupted else 0 if all(p.ok for p in pods) else 1)
+    ok = all(p.ok and all(c.fixable for c in p.containers) for p in pods)
+    os._exit(130 if interrupted else 0 if ok else 1)
 
 
 def _print_patched(inputs: list[tuple[str, str, str]], pods: list) -> None:
@@ -125,17 +131,23 @@ def _print_patched(inputs: list[tuple[str, str, str]], pods: list) -> None:
                        f"read-only would break it): {why}", err=True)
     for i, (path, display, text) in enumerate(inputs):
         mounts: dict[tuple[int, str], list[str]] = {}
+        seeds: dict[tuple[int, str], list[str]] = {}
         broken: set[tuple[int, str]] = set()
+        groups: dict[int, int] = {}
         for p in pods:
             if p.source != path:
                 continue
+            if p.fs_group is not None:
+                groups[p.doc_index] = p.fs_group
             for c in p.containers:  # items of one List share a document index: all of them must be fixable
                 key = (p.doc_index, c.name)
                 if c.fixable:
                     mounts[key] = sorted(set(mounts.get(key, [])) | set(c.mount_dirs))
+                    seeds[key] = sorted(set(seeds.get(key, [])) | {m.path for m in c.mounts if m.seed})
                 else:
                     broken.add(key)
-        patched = patch_writable_mounts(text, display, {k: v for k, v in mounts.items() if k not in broken})
+        patched = patch_writable_mounts(text, display, {k: v for k, v in mounts.items() if k not in broken},
+                                        {k: v for k, v in seeds.items() if k not in broken}, groups)
         if i:
             click.echo("---")
         click.echo(patched, nl=not patched.endswith("\n"))

@@ -738,16 +738,34 @@ def _under(path: str, mount: str) -> bool:
     return path == mount or path.startswith(mount if mount.endswith("/") else mount + "/")
 
 
+SEED_MOUNT = "/mnt/seed"
+"""Where a seed init container sees the emptyDir it fills."""
+
+
+def seed_container(name: str, image: Any, path: str, volume: str, security_context: Any) -> dict:
+    """An init container of the app's image that copies the image's ``path`` into the emptyDir ``volume``
+    before the app starts, so the mount hides nothing the app needs (``cp -a`` keeps modes and links)."""
+    c: dict[str, Any] = {"name": name, "image": image, "command": ["cp", "-a", f"{path.rstrip('/')}/.", SEED_MOUNT]}
+    if isinstance(security_context, dict) and security_context:
+        c["securityContext"] = {**materialize(security_context), "readOnlyRootFilesystem": True}
+    c["volumeMounts"] = [{"name": volume, "mountPath": SEED_MOUNT}]
+    return c
+
+
 def writable_mounts_patch(spec: dict, key: str, index: int, paths: Sequence[str], taken: set[str],
-                          extra_volumes: list[dict]) -> tuple[MapPatch, list[str]]:
+                          extra_volumes: list[dict], seeds: Sequence[str] = (),
+                          seed_containers: list[dict] | None = None) -> tuple[MapPatch, list[str]]:
     """The pod-spec patch making one container's root read-only with an emptyDir per path.
 
-    ``taken`` (volume names in use, grows) and ``extra_volumes`` (new volumes, appended to) are shared
-    by all containers of the pod so names stay unique. Returns the patch and the paths it mounted.
+    ``taken`` (volume and container names in use, grows) and ``extra_volumes`` (new volumes, appended to) are
+    shared by all containers of the pod so names stay unique. Paths also in ``seeds`` get an init container
+    (appended to ``seed_containers``) filling the emptyDir from the image first. Returns the patch and the
+    paths it mounted.
     """
     container = spec[key][index]
     mounts = [m for m in container.get("volumeMounts") or () if isinstance(m, dict)]
     mount_paths = [str(m.get("mountPath") or "") for m in mounts]
+    seeded = {"/" + s.strip("/") for s in seeds}
     new_mounts: list[dict] = []
     added: list[str] = []
     for p in paths:
@@ -760,6 +778,11 @@ def writable_mounts_patch(spec: dict, key: str, index: int, paths: Sequence[str]
         new_mounts.append({"name": name, "mountPath": p})
         mount_paths.append(p)
         added.append(p)
+        if p in seeded and seed_containers is not None:
+            cname = volume_name("seed-" + name, taken)
+            taken.add(cname)
+            seed_containers.append(seed_container(cname, container.get("image"), p, name,
+                                                  container.get("securityContext")))
     sc = container.get("securityContext")
     cpatch = MapPatch()
     if not (isinstance(sc, dict) and sc.get("readOnlyRootFilesystem") is True):
@@ -769,10 +792,14 @@ def writable_mounts_patch(spec: dict, key: str, index: int, paths: Sequence[str]
     return MapPatch(set={key: SeqPatch(items={index: cpatch})} if cpatch else {}), added
 
 
-def patch_writable_mounts(text: str, display: str, mounts: Mapping[tuple[int, str], Sequence[str]]) -> str:
+def patch_writable_mounts(text: str, display: str, mounts: Mapping[tuple[int, str], Sequence[str]],
+                          seeds: Mapping[tuple[int, str], Sequence[str]] | None = None,
+                          fs_groups: Mapping[int, int] | None = None) -> str:
     """Set ``readOnlyRootFilesystem: true`` and back each path with an ``emptyDir`` mount, idempotently.
 
-    ``mounts`` maps (document index, container name) to container paths. Every workload kind works
+    ``mounts`` maps (document index, container name) to container paths; ``seeds`` the paths among them to
+    fill from the image with an init container (added after the pod's own); ``fs_groups`` maps a document
+    index to the ``fsGroup`` its pod gets when it has none. Every workload kind works
     (the pod template is found through :data:`podsec.manifest.kinds.TEMPLATE_PATHS`); init containers
     too. In a ``kind: List`` document every item with a container of that name is patched. A path that
     already is (or lies below) a mountPath of the container gets no new volume. JSON stays JSON.
@@ -802,7 +829,10 @@ def patch_writable_mounts(text: str, display: str, mounts: Mapping[tuple[int, st
         if not isinstance(spec, dict):
             continue
         taken = {str(v.get("name")) for v in spec.get("volumes") or () if isinstance(v, dict)}
+        taken |= {str(c.get("name")) for k in ("initContainers", "containers") for c in spec.get(k) or ()
+                  if isinstance(c, dict)}
         new_volumes: list[dict] = []
+        new_inits: list[dict] = []
         pod_patch = MapPatch()
         for key in ("initContainers", "containers"):
             for i, c in enumerate(spec.get(key) or ()):
@@ -812,10 +842,20 @@ def patch_writable_mounts(text: str, display: str, mounts: Mapping[tuple[int, st
                 if paths is None:
                     continue
                 found.add((obj.source.index, str(c.get("name"))))
-                cp, _ = writable_mounts_patch(spec, key, i, paths, taken, new_volumes)
+                want_seeds = (seeds or {}).get((obj.source.index, str(c.get("name"))), ())
+                cp, _ = writable_mounts_patch(spec, key, i, paths, taken, new_volumes, want_seeds, new_inits)
                 pod_patch = merge(pod_patch, cp)
         if new_volumes:
             pod_patch = merge(pod_patch, MapPatch(set={"volumes": SeqPatch(append=new_volumes)}))
+        if new_inits:
+            inits = SeqPatch(append=new_inits) if isinstance(spec.get("initContainers"), list) else new_inits
+            pod_patch = merge(pod_patch, MapPatch(set={"initContainers": inits}, before={"initContainers": (
+                "containers",)}))
+        gid = (fs_groups or {}).get(obj.source.index)
+        psc = spec.get("securityContext")
+        if gid is not None and not (isinstance(psc, dict) and psc.get("fsGroup") is not None):
+            pod_patch = merge(pod_patch, MapPatch(set={"securityContext": MapPatch(set={"fsGroup": gid})},
+                                                  before={"securityContext": ("initContainers", "containers")}))
         if pod_patch:
             p = patch_at((*obj.root, *tpath, "spec"), pod_patch)
             idx = obj.source.index

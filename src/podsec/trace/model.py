@@ -33,6 +33,10 @@ class MountDir:
     size: int
     files: int
     """Non-directory paths written below it."""
+    hides: str = ""
+    """The image content the emptyDir hides (``2 empty files: access.log, error.log``); empty when none."""
+    seed: bool = False
+    """The hidden content matters: an init container of the same image copies it into the emptyDir first."""
 
 
 @dataclass(slots=True)
@@ -60,11 +64,27 @@ class ContainerTrace:
     """The manifest asked for readOnlyRootFilesystem (the trace ran it with a writable layer)."""
     log_tail: list[str] = field(default_factory=list)
     """The last lines of its output when it failed."""
+    seconds: float = 0.0
+    """How long it ran."""
+    stop_code: int | None = None
+    """When the trace stopped it: its exit code after the stop signal (137: it had to be killed)."""
+    user: tuple[int, int] | None = None
+    """(uid, gid) it ran as."""
+    verified: str = ""
+    """How it ran again under the proposed mounts (empty when that run did not happen)."""
+    rounds: int = 0
+    """Runs under proposed mounts (each adds what the previous one showed was missing)."""
+
+    @property
+    def failed(self) -> bool:
+        """It exited non-zero on its own, or never ran: its writes are not the whole story."""
+        return not self.ran or bool(self.exit_code)
 
     @property
     def fixable(self) -> bool:
-        """It ran and every write outside volumes can be moved to an emptyDir without hiding image files."""
-        return self.ran and not self.problems
+        """It ran without failing, and every write outside volumes can be moved to an emptyDir without hiding
+        what the app needs (checked by running it again under the mounts, when that run happened)."""
+        return self.ran and not self.exit_code and not self.problems
 
 
 @dataclass(slots=True)
@@ -87,13 +107,27 @@ class PodTrace:
     error: str = ""
     """Why the pod could not run at all (sandbox, volumes); empty when it ran."""
     interrupted: bool = False
+    listening: list[str] = field(default_factory=list)
+    """TCP ports the pod listened on when the trace stopped it (``80/tcp``), from its network namespace."""
+    fs_group: int | None = None
+    """The ``fsGroup`` the proposal adds (the new user must write the pod's volumes)."""
+    notes: list[str] = field(default_factory=list)
+    """What the runs under the proposal changed in it on the way."""
 
     @property
     def ok(self) -> bool:
         """The pod ran and every container started."""
         return not self.error and all(c.ran for c in self.containers)
 
+    def container(self, name: str) -> ContainerTrace | None:
+        return next((c for c in self.containers if c.name == name), None)
+
     def mounts_for_patch(self) -> dict[tuple[int, str], list[str]]:
         """``{(doc_index, container): mount_dirs}`` for :func:`podsec.manifest.rewrite.patch_writable_mounts`,
         only for containers the patch cannot break (they ran and have no problem)."""
         return {(self.doc_index, c.name): list(c.mount_dirs) for c in self.containers if c.fixable}
+
+    def seeds_for_patch(self) -> dict[tuple[int, str], list[str]]:
+        """The mounts among :meth:`mounts_for_patch` an init container fills from the image."""
+        return {(self.doc_index, c.name): [m.path for m in c.mounts if m.seed] for c in self.containers
+                if c.fixable}

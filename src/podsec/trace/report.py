@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from podsec.trace.model import Change, ContainerTrace, PodTrace
+from podsec.trace.group import HIDES_EMPTY, SEEDED
+from podsec.trace.model import Change, ContainerTrace, MountDir, PodTrace
 
 DEFAULT_MAX_FILES = 40
 
@@ -44,8 +45,13 @@ def container_dict(c: ContainerTrace) -> dict[str, Any]:
         "readOnlyRootFilesystemInManifest": c.readonly_in_manifest,
         "mountDirs": list(c.mount_dirs),
         "mounts": [{"path": m.path, "reason": m.reason, "files": m.files, "bytes": m.size,
-                    "size": human_size(m.size)} for m in c.mounts],
+                    "size": human_size(m.size), "hides": m.hides, "seed": m.seed} for m in c.mounts],
         "problems": list(c.problems),
+        "fixable": c.fixable,
+        "verified": c.verified,
+        "rounds": c.rounds,
+        "stopCode": c.stop_code,
+        "user": list(c.user) if c.user else None,
         "changes": [change_dict(x) for x in c.changes],
         "volumeWrites": [change_dict(x) for x in c.volume_writes],
         "logTail": list(c.log_tail),
@@ -64,6 +70,9 @@ def pod_dict(p: PodTrace) -> dict[str, Any]:
         "seconds": round(p.duration, 3),
         "error": p.error,
         "interrupted": p.interrupted,
+        "listening": list(p.listening),
+        "fsGroup": p.fs_group,
+        "notes": list(p.notes),
         "containers": [container_dict(c) for c in p.containers],
     }
 
@@ -77,6 +86,15 @@ def traces_dict(pods: Sequence[PodTrace]) -> dict[str, Any]:
 
 def _under(path: str, d: str) -> bool:
     return path == d or path.startswith(d.rstrip("/") + "/")
+
+
+def reason_text(m: MountDir) -> str:
+    """Why a mount is safe, with what it hides."""
+    if m.reason == HIDES_EMPTY and m.hides:
+        return f"hides only {m.hides}"
+    if m.reason == SEEDED:
+        return f"copied in from the image first ({m.hides})" if m.hides else m.reason
+    return m.reason
 
 
 def _container_text(c: ContainerTrace, max_files: int) -> list[str]:
@@ -98,7 +116,10 @@ def _container_text(c: ContainerTrace, max_files: int) -> list[str]:
         awidth = max(len(a) for a in amounts)
         out.append("    mount an emptyDir at:")
         for m, amount in zip(c.mounts, amounts):
-            out.append(f"      {m.path:<{width}}  {amount:<{awidth}}  {m.reason}")
+            out.append(f"      {m.path:<{width}}  {amount:<{awidth}}  {reason_text(m)}")
+        if c.verified:
+            runs = f"{c.rounds} more runs" if c.rounds > 1 else "another run"
+            out.append(f"    checked by {runs} under these mounts, as long: {c.verified}")
     elif not c.changes:
         out.append("    no writes to the root filesystem: it runs with readOnlyRootFilesystem as it is")
     if c.problems:
@@ -140,6 +161,9 @@ def render_text(pods: Sequence[PodTrace], max_files: int = DEFAULT_MAX_FILES) ->
         out.append(f"{p.kind}/{p.name} ({where}) — traced {p.duration:.1f}s{state}")
         if p.error:
             out.append(f"  ! the pod could not run: {p.error}")
+        if p.listening:
+            out.append(f"  listening on {', '.join(p.listening)}")
+        out += [f"  note: {n}" for n in p.notes]
         for c in p.containers:
             out += _container_text(c, max_files)
         out.append("")
@@ -148,15 +172,21 @@ def render_text(pods: Sequence[PodTrace], max_files: int = DEFAULT_MAX_FILES) ->
 
 
 def summary(pods: Sequence[PodTrace]) -> str:
-    """One line: how many containers can go read-only, with how many mounts, and what to run next."""
+    """One line: how many containers can go read-only, with how many mounts, which cannot and why."""
     containers = [c for p in pods for c in p.containers]
     fixable = [c for c in containers if c.fixable]
     mounts = sum(len(c.mount_dirs) for c in fixable)
     line = (f"{len(fixable)} of {len(containers)} container(s) can run with readOnlyRootFilesystem: true "
             f"given {mounts} emptyDir mount(s)")
+    if any(c.verified for c in fixable):
+        line += " (checked by running them again under the mounts)"
     if fixable:
         line += "; podsec trace -o yaml prints the manifest patched that way"
-    failed = sum(1 for c in containers if c.exit_code)
+    failed = [c.name for c in containers if c.failed]
     if failed:
-        line += f"; {failed} container(s) failed while traced, so their writes may be incomplete"
+        line += (f"; {len(failed)} container(s) failed or never ran while traced ({', '.join(failed)}), so their "
+                 "writes may be incomplete")
+    blocked = [c.name for c in containers if not c.fixable and not c.failed]
+    if blocked:
+        line += f"; {len(blocked)} cannot ({', '.join(blocked)}): see their problems"
     return line + "."

@@ -32,6 +32,7 @@ from podsec.runtime.state import ContainerStatus
 from podsec.trace.diff import ImageTree, RuntimePaths, Snapshot, UpperDiff, diff_snapshots, diff_upper, join, snapshot
 from podsec.trace.group import group_writes
 from podsec.trace.model import Change, ContainerTrace, PodTrace
+from podsec.trace.sockets import listening
 
 STOP_GRACE = 5
 LOG_TAIL_LINES = 8
@@ -105,16 +106,19 @@ def load_targets(inputs: Sequence[tuple[str, str, str]], namespace: str | None =
     return targets
 
 
-def trace_spec(spec: dict[str, Any], grace: int = STOP_GRACE) -> tuple[dict[str, Any], set[str]]:
-    """The pod spec the trace runs: writable roots, no restarts, a grace period of at most ``grace`` seconds.
-    Also returns the containers whose manifest asked for a read-only root."""
+def trace_spec(spec: dict[str, Any], grace: int = STOP_GRACE, keep_readonly: bool = False,
+               ) -> tuple[dict[str, Any], set[str]]:
+    """The pod spec the trace runs: writable roots (unless ``keep_readonly``: a proof run of a read-only
+    manifest), no restarts, a grace period of at most ``grace`` seconds. Also returns the containers whose
+    manifest asked for a read-only root."""
     spec = copy.deepcopy(spec)
     readonly: set[str] = set()
     for key in ("initContainers", "containers"):
         for c in spec.get(key) or ():
             sc = c.get("securityContext") if isinstance(c, dict) else None
             if isinstance(sc, dict) and sc.get("readOnlyRootFilesystem") is True:
-                sc["readOnlyRootFilesystem"] = False
+                if not keep_readonly:
+                    sc["readOnlyRootFilesystem"] = False
                 readonly.add(str(c.get("name")))
     spec["restartPolicy"] = "Never"
     own = spec.get("terminationGracePeriodSeconds")
@@ -142,6 +146,7 @@ class _Started:
     runtime: RuntimePaths
     binds: list[_Bind]
     image: str
+    user: tuple[int, int] | None = None
 
 
 class TraceRunner(PodRunner):
@@ -159,6 +164,7 @@ class TraceRunner(PodRunner):
         self.notes: dict[str, list[str]] = {}
         self.log_tails: dict[str, list[str]] = {}
         self.trees: dict[str, ImageTree] = {}
+        self.listening: list[str] = []
 
     def _note(self, name: str, message: str) -> None:
         self.notes.setdefault(name, []).append(message)
@@ -192,7 +198,10 @@ class TraceRunner(PodRunner):
                 skip |= {"/".join(s.split("/")[:i]) for s in skip for i in range(1, s.count("/") + 1)}
                 binds.append(_Bind(dest, source, self._snap(source, c.name, dest), frozenset(skip), root_bound))
             image = self.ctx.resolved_container(c.name).image
-            self.started[c.name] = _Started(RuntimePaths.of(dests, cwd), binds, image)
+            user = (spec.get("process") or {}).get("user") or {}
+            ids = (user.get("uid"), user.get("gid"))
+            self.started[c.name] = _Started(RuntimePaths.of(dests, cwd), binds, image,
+                                            ids if all(type(i) is int for i in ids) else None)
         except Exception as e:  # a hook must never break the pod's lifecycle
             self._note(c.name, f"podsec trace could not prepare watching this container: {e}")
 
@@ -206,7 +215,13 @@ class TraceRunner(PodRunner):
         return diff_upper(self.paths.container_dir(name) / "upper", self._tree(st.image), st.runtime)
 
     def before_stop(self) -> None:
-        """What the still-running containers wrote so far (a clean exit may remove it again)."""
+        """What the still-running containers wrote so far (a clean exit may remove it again), and the ports the
+        pod listens on."""
+        if self.sandbox is not None and self.procs:
+            try:
+                self.listening = listening(self.sandbox.pid)
+            except Exception as e:
+                self._note(next(iter(self.procs)), f"podsec trace could not read the pod's sockets: {e}")
         for name in list(self.procs):
             try:
                 if name in self.started:
@@ -256,10 +271,14 @@ class TraceRunner(PodRunner):
         ct.ran = c.state == "terminated"
         ct.stopped = ct.ran and c.name in self.stopped
         ct.exit_code = c.exit_code if ct.ran and not ct.stopped else None
+        ct.stop_code = c.exit_code if ct.stopped else None
+        if c.started_at is not None and c.finished_at is not None:
+            ct.seconds = max(c.finished_at - c.started_at, 0.0)
         ct.status = _status(c, c.name in self.stopped, self.rec)
         ct.log_tail = self.log_tails.get(c.name, [])
         if not ct.ran or c.name not in self.started:
             return ct
+        ct.user = self.started[c.name].user
         merged: dict[str, Change] = {ch.path: ch for ch in self.pre_stop.get(c.name, UpperDiff()).changes}
         final = self.final.get(c.name, UpperDiff())
         merged.update({ch.path: ch for ch in final.changes})
@@ -324,6 +343,12 @@ class TraceOptions:
     """Pods traced at the same time (each in its own process)."""
     grace: int = STOP_GRACE
     """Seconds between SIGTERM and SIGKILL when the trace stops a container (the pod's own, if shorter)."""
+    verify: bool = True
+    """Run each pod again under the proposed mounts and keep them only when it runs as well."""
+    keep_readonly: bool = False
+    """Run read-only roots as the manifest says (a proof run): nothing is written, only how it ran counts."""
+    rounds: int = 3
+    """Runs under proposed mounts at most, per pod."""
 
 
 def trace_pod(target: Target, opts: TraceOptions, store: Any) -> tuple[PodTrace, TraceRunner]:
@@ -331,7 +356,7 @@ def trace_pod(target: Target, opts: TraceOptions, store: Any) -> tuple[PodTrace,
     from podsec.runtime import lifecycle, state
     from podsec.runtime.cleanup import cleanup_pod
 
-    spec, readonly = trace_spec(target.spec, opts.grace)
+    spec, readonly = trace_spec(target.spec, opts.grace, opts.keep_readonly)
     record = lifecycle.new_record(
         target.metadata, spec, target.objects, image_root=os.path.abspath(opts.root), runtime=opts.runtime,
         volume_dirs=dict(opts.volume_dirs or {}), mode="foreground", node_name=os.uname().nodename,
@@ -362,11 +387,23 @@ def trace_pod(target: Target, opts: TraceOptions, store: Any) -> tuple[PodTrace,
                    namespace=record.namespace, display=target.display, line=target.line,
                    duration=time.time() - start, interrupted=runner.stop_reason == "interrupt")
     pod.containers = [runner.container_trace(c, c.name in readonly) for c in record.containers]
+    pod.listening = list(runner.listening)
     if record.sandbox_error:
         pod.error = f"RunPodSandbox: {record.sandbox_error}"
     elif record.message and not any(c.ran for c in pod.containers):
         pod.error = record.message
     return pod, runner
+
+
+def trace_verified(target: Target, text: str, opts: TraceOptions, store: Any) -> PodTrace:
+    """Trace one workload, then (``opts.verify``) run it again under the proposed mounts and keep only the
+    ones it runs as well with (``text``: its file's text, which the mounts are patched into)."""
+    pod, _ = trace_pod(target, opts, store)
+    if opts.verify and not pod.interrupted and not pod.error and any(c.fixable and c.mounts for c in pod.containers):
+        from podsec.trace.verify import apply_verdict, converge
+
+        apply_verdict(pod, converge((target.source, target.display), pod, text, opts, store))
+    return pod
 
 
 def trace_texts(inputs: Sequence[tuple[str, str, str]], opts: TraceOptions) -> list[PodTrace]:
@@ -376,16 +413,18 @@ def trace_texts(inputs: Sequence[tuple[str, str, str]], opts: TraceOptions) -> l
     from podsec.runtime.admission import PodRequest, check_images
 
     targets = load_targets(inputs, opts.namespace)
+    texts = {path: text for path, _, text in inputs}
     store = ImageStore(Path(opts.root))
     for t in targets:
         check_images(PodRequest(t.metadata, t.spec), store)
     if len(targets) > 1 and opts.jobs > 1:
         from podsec.trace.pool import run_parallel
 
-        return run_parallel([lambda t=t: trace_pod(t, opts, store)[0] for t in targets], opts.jobs)
+        return run_parallel([lambda t=t: trace_verified(t, texts[t.source], opts, store) for t in targets],
+                            opts.jobs)
     out: list[PodTrace] = []
     for t in targets:
-        pod, _ = trace_pod(t, opts, store)
+        pod = trace_verified(t, texts[t.source], opts, store)
         out.append(pod)
         if pod.interrupted:
             break
@@ -401,4 +440,4 @@ def trace_files(files: Sequence[str], *, duration: float, root: str, state: str,
 
 
 __all__ = ["Target", "TraceOptions", "TraceRunner", "load_targets", "read_inputs", "trace_files", "trace_pod",
-           "trace_texts"]
+           "trace_texts", "trace_verified"]
