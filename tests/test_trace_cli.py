@@ -322,10 +322,10 @@ def wait_running(podsec: Podsec, proc: subprocess.Popen[str], timeout: float = 2
 
 def test_duration_bounds_the_run_and_caps_the_grace_period(podsec: Podsec, tmp_path: Path) -> None:
     start = time.monotonic()
-    out = podsec.run("trace", "-f", str(write(tmp_path, LONG_RUNNER)), "--duration", "1", "--grace-period", "1",
+    out = podsec.run("trace", "-f", str(write(tmp_path, LONG_RUNNER)), "--duration", "3", "--grace-period", "1",
                      "-o", "json", "--no-verify")
     elapsed = time.monotonic() - start
-    assert 2 <= elapsed < 5, elapsed  # 1s, then SIGTERM (ignored by sh as pid 1) and SIGKILL after 1s, not 600s
+    assert 4 <= elapsed < 8, elapsed  # 3s, then SIGTERM (ignored by sh as pid 1) and SIGKILL after 1s, not 600s
     [c] = as_json(out)["pods"][0]["containers"]
     assert c["mountDirs"] == ["/tmp"]
     assert_clean(podsec)
@@ -475,10 +475,10 @@ SEVERAL = """\
 def test_several_workloads_are_traced_at_once(podsec: Podsec, tmp_path: Path) -> None:
     path = write(tmp_path, SEVERAL, "all.yaml")
     start = time.monotonic()
-    out = podsec.run("trace", "-f", str(path), "--duration", "1.5s", "-o", "yaml", "--no-verify")
+    out = podsec.run("trace", "-f", str(path), "--duration", "5s", "-o", "yaml", "--no-verify")
     elapsed = time.monotonic() - start
     assert out.returncode == 0, out.stderr
-    assert elapsed < 3.0, elapsed  # one after the other it would take over 3s
+    assert elapsed < 10.0, elapsed  # one after the other it would take over 10s
     import yaml
 
     docs = list(yaml.safe_load_all(out.stdout))
