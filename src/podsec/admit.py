@@ -3,6 +3,10 @@
 Every command (check, explain, run, apply, trace, fix, perms) calls :func:`admit` (or
 :func:`admit_files`) and nothing else to get from loaded documents to pods:
 
+0. **strict decoding** (:mod:`podsec.api.strict`) — fields the schema of the Kubernetes version does not
+   have, as kubectl's ``--validate`` asks: ``strict`` refuses a created object with the server's
+   ``strict decoding error`` (``create``) or keeps them in :attr:`AdmittedPod.unknown` for ``check`` to
+   report; ``warn`` and ``ignore`` drop them (``warn`` lists them in :attr:`Admission.warnings`);
 1. **decode** — a value of the wrong type (``runAsUser: "abc"``) cannot even be decoded: bad input,
    raised at once as an :class:`~podsec.errors.InputError` (exit 2) naming file, document and field;
 2. **feature-gated fields** (:mod:`podsec.features`) — validated when their gate is on, dropped from
@@ -12,7 +16,9 @@ Every command (check, explain, run, apply, trace, fix, perms) calls :func:`admit
    server's words (:mod:`podsec.api.validation`); the errors are *returned*, in the API server's
    order: ``check`` turns them into findings, the other commands refuse the object with
    :meth:`AdmittedPod.invalid`;
-4. **defaults** — the pod's metadata gets the name and namespace it will have (``-n``, ``default``).
+4. **defaults** — the pod's metadata gets the name and namespace it will have (``-n``, ``default``); the
+   spec the volume defaults validation depends on (:mod:`podsec.api.defaults`: a source-less volume is an
+   emptyDir, a StatefulSet's pods get its volumeClaimTemplates as claims), applied before validation.
 
 Signature (stable; other stages plug in here)::
 
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podsec.api.fielderror import FieldError
+from podsec.api.strict import StrictDecodingError, UnknownField, kubectl_error
 from podsec.errors import PodsecError
 from podsec.features import STOCK, FeatureGates, GatedField
 from podsec.manifest.kinds import Workload, workload_of
@@ -69,6 +76,10 @@ class AdmitOptions:
     generate_names: bool = False
     pods_only: bool = False
     """Only ``kind: Pod`` objects are workloads (run and apply); other kinds are ignored."""
+    field_validation: str = "strict"
+    """kubectl's ``--validate`` for unknown fields: ``strict``, ``warn`` or ``ignore`` (:mod:`podsec.api.strict`)."""
+    kube_version: str | None = None
+    """The Kubernetes version whose schema decides which fields exist (``v1.N``; None: the latest)."""
 
 
 @dataclass(slots=True)
@@ -91,6 +102,8 @@ class AdmittedPod:
     """How many of :attr:`errors` are object-metadata errors (paths from the object's root, never prefixed)."""
     meta_errors_from_pod: bool = False
     """The errors are the created Pod's (``create``), not the document's object's."""
+    unknown: list[UnknownField] = field(default_factory=list)
+    """Unknown fields under ``--validate=strict`` (paths from the document's object), for ``check`` to report."""
 
     @property
     def name(self) -> str:
@@ -113,6 +126,13 @@ class AdmittedPod:
         """Each error as ``<field path>: <message>``, the line the API server prints (and ``check`` reports)."""
         return [e.render() if i < self.meta_errors else e.render(self.prefix) for i, e in enumerate(self.errors)]
 
+    def strict_error(self) -> StrictDecodingError | None:
+        """kubectl's BadRequest for the unknown fields (None when there are none)."""
+        if not self.unknown:
+            return None
+        obj = self.workload.obj
+        return StrictDecodingError(kubectl_error(obj.obj, self.unknown, obj.source.display))
+
     def invalid(self, *, located: bool = True) -> PodInvalid | None:
         """kubectl's error for the object (None when valid); ``located`` adds file, line and document."""
         if not self.errors:
@@ -133,11 +153,21 @@ class Admission:
     pods: list[AdmittedPod]
     objects: list[K8sObject]
     config_objects: list[dict[str, Any]] = field(default_factory=list)
+    dropped_unknown: list[tuple[K8sObject, UnknownField]] = field(default_factory=list)
+    """Unknown fields dropped under ``--validate=warn`` (see :meth:`warnings`)."""
+
+    def warnings(self, *, located: bool = False) -> list[str]:
+        """kubectl's ``Warning: unknown field "…"`` lines; ``located`` adds ``(file:line Kind/name)``."""
+        if not located:
+            return [f"Warning: {u.error()}" for _, u in self.dropped_unknown]
+        return [f"Warning: {u.error()} ({o.source.display}:{o.line_of(u.path)} {o.label()})"
+                for o, u in self.dropped_unknown]
 
     def raise_invalid(self, *, located: bool = True) -> None:
-        """Refuse the input if any pod is invalid (the first, in input order)."""
+        """Refuse the input if any pod cannot be decoded (unknown fields) or is invalid (the first, in input
+        order)."""
         for p in self.pods:
-            err = p.invalid(located=located)
+            err = p.strict_error() or p.invalid(located=located)
             if err is not None:
                 raise err
 
@@ -150,8 +180,10 @@ def admit(objects: Iterable[K8sObject], options: AdmitOptions = AdmitOptions()) 
     objs = list(objects)
     pods: list[AdmittedPod] = []
     configs: list[dict[str, Any]] = []
+    dropped: list[tuple[K8sObject, UnknownField]] = []
     for obj in objs:
         if obj.kind in CONFIG_KINDS:
+            strict_decode(obj, None, options, dropped)
             configs.append(_config_object(obj, options.namespace))
             continue
         if options.pods_only and obj.kind != "Pod":
@@ -159,8 +191,32 @@ def admit(objects: Iterable[K8sObject], options: AdmitOptions = AdmitOptions()) 
         wl = workload_of(obj)
         if wl is None:
             continue
-        pods.append(admit_workload(wl, options))
-    return Admission(pods, objs, configs)
+        unknown = strict_decode(obj, wl, options, dropped)
+        pod = admit_workload(wl, options)
+        pod.unknown = unknown
+        pods.append(pod)
+    return Admission(pods, objs, configs, dropped)
+
+
+def strict_decode(obj: K8sObject, wl: Workload | None, options: AdmitOptions,
+                  dropped: list[tuple[K8sObject, UnknownField]]) -> list[UnknownField]:
+    """Step 0: unknown fields. Refused at once when the command creates the object under strict; returned
+    (kept in the object) for ``check`` under strict; dropped from the object under warn/ignore."""
+    from podsec import features
+    from podsec.api.strict import drop, unknown_fields
+
+    gated = frozenset(wl.template + g.path for g in features.gated_fields(wl.spec)) if wl else frozenset()
+    unknown = unknown_fields(obj.obj, options.kube_version, gated)
+    if not unknown:
+        return []
+    if options.field_validation == "strict":
+        if options.create:
+            raise StrictDecodingError(kubectl_error(obj.obj, unknown, obj.source.display))
+        return unknown
+    if options.field_validation == "warn":
+        dropped += [(obj, u) for u in unknown]
+    drop(obj.obj, unknown)
+    return []
 
 
 def admit_files(files: Iterable[str], options: AdmitOptions = AdmitOptions()) -> Admission:
@@ -173,6 +229,7 @@ def admit_files(files: Iterable[str], options: AdmitOptions = AdmitOptions()) ->
 def admit_workload(wl: Workload, options: AdmitOptions = AdmitOptions()) -> AdmittedPod:
     """The admission of one workload (see the module docstring for the steps)."""
     from podsec import features
+    from podsec.api.defaults import pod_spec_as_created
     from podsec.api.validation import ValidationOptions, validate_pod
 
     gates = options.feature_gates
@@ -184,13 +241,15 @@ def admit_workload(wl: Workload, options: AdmitOptions = AdmitOptions()) -> Admi
             f'"{options.namespace}". You must pass \'--namespace={obj.namespace}\' to perform this operation.')
     dropped = features.disabled_fields(wl.spec, gates)
     spec = features.drop_disabled_fields(wl.spec, gates) if dropped else wl.spec
+    spec = pod_spec_as_created(wl.kind, obj.obj, spec)
+    validated = pod_spec_as_created(wl.kind, obj.obj, wl.spec)  # gated fields stay: validated when on
     enabled = gates.enabled_names
     if options.create:
         meta = _pod_metadata(wl, options)
         # a Pod the command creates must have a name by now (run and apply never generate one)
         meta_errors = object_meta_errors({k: v for k, v in meta.items() if k != "generateName"})
         vopts = ValidationOptions(allow_privileged=options.allow_privileged, feature_gates=enabled)
-        pod_errors = validate_pod(meta, wl.spec, vopts)
+        pod_errors = validate_pod(meta, validated, vopts)
         prefix: tuple[str | int, ...] = ()
     else:
         top = dict(obj.metadata)
@@ -199,7 +258,7 @@ def admit_workload(wl: Workload, options: AdmitOptions = AdmitOptions()) -> Admi
         meta_errors = object_meta_errors(top)
         vopts = ValidationOptions(allow_privileged=options.allow_privileged, resource_is_pod=wl.kind == "Pod",
                                   feature_gates=enabled)
-        pod_errors = validate_pod(wl.metadata, wl.spec, vopts)
+        pod_errors = validate_pod(wl.metadata, validated, vopts)
         prefix = wl.template
         meta = wl.pod_metadata()
         if options.namespace:
@@ -305,4 +364,4 @@ def invalid_message(errors: list[str], kind: str = "Pod", name: str = "") -> str
 
 
 __all__ = ["CONFIG_KINDS", "Admission", "AdmitOptions", "AdmittedPod", "PodInvalid", "admit", "admit_files",
-           "admit_workload", "decode", "invalid_message", "object_meta_errors", "safe_pod_name"]
+           "admit_workload", "decode", "invalid_message", "object_meta_errors", "safe_pod_name", "strict_decode"]

@@ -77,6 +77,7 @@ def analyze(
     images: ImageLookup | None = None,
     allow_privileged: bool = True,
     feature_gates: frozenset[str] = frozenset(),
+    validate: str = "strict",
 ) -> Analysis:
     """Check every workload in ``loaded``; raises InputError (exit 2) on undecodable input."""
     from podsec.admit import AdmitOptions, admit
@@ -85,11 +86,13 @@ def analyze(
     from podsec.policy.pss import evaluate
 
     ns_policies, ns_errors = namespace_policies(loaded.objects)
-    options = AdmitOptions(feature_gates=FeatureGates.from_names(feature_gates), allow_privileged=allow_privileged)
+    options = AdmitOptions(feature_gates=FeatureGates.from_names(feature_gates), allow_privileged=allow_privileged,
+                           field_validation=validate, kube_version=version)
     reports: list[WorkloadReport] = []
-    for admitted in admit(loaded.objects, options).pods:
+    admission = admit(loaded.objects, options)
+    for admitted in admission.pods:
         wl = admitted.workload
-        api = api_findings(admitted)
+        api = strict_findings(admitted) + api_findings(admitted)
         findings: list[Finding] = []
         if level is not None:
             policy = Policy(level, version or "latest", "--level")
@@ -119,7 +122,26 @@ def analyze(
             f.field = wl.field(f.path)
             f.line = wl.line_of(f.path)
         reports.append(WorkloadReport(wl, resolved, policy, pss, api + findings))
-    return Analysis(reports, loaded.objects, ns_errors)
+    return Analysis(reports, loaded.objects, ns_errors + admission.warnings(located=True))
+
+
+def strict_findings(admitted: AdmittedPod) -> list[Finding]:
+    """Each unknown field (``--validate=strict``) as a critical ``API`` finding at its line, in the decoder's
+    words, with podsec's guess of the field meant."""
+    from podsec.api.strict import strict_error
+
+    out = []
+    obj = admitted.workload.obj
+    for u in admitted.unknown:
+        meant = u.suggestion()
+        f = Finding("API", "critical", strict_error([u]), u.path, why=(
+            f"{u.hint()} The API server refuses the whole object under kubectl's default --validate=strict "
+            "(with --validate=warn it drops the field with a warning, with false silently: the setting is lost)."),
+            fix=f'rename the field to "{meant}"' if meant else "remove the field")
+        f.field = u.field
+        f.line = obj.line_of(u.path)
+        out.append(f)
+    return out
 
 
 def api_findings(admitted: AdmittedPod) -> list[Finding]:

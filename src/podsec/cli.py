@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from podsec import __version__
+from podsec.api.strict import click_option as _validate_option
 from podsec.errors import PodsecError
 from podsec.features import click_option as _feature_gates_option
 
@@ -101,10 +102,11 @@ def _load(files: tuple[str, ...]) -> Any:
 @click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default="low", show_default=True,
               help="Hide table rows below this severity.")
 @click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
+@_validate_option()
 @_feature_gates_option()
 @click.pass_context
 def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_version: str | None, output: str,
-          fail_on: str, min_severity: str, no_images: bool, feature_gates: Any) -> None:
+          fail_on: str, min_severity: str, no_images: bool, validate: str, feature_gates: Any) -> None:
     """Validate manifests as the API server would and judge them against Pod Security Standards."""
     from podsec.check import check_paths
     from podsec.gcpause import no_cyclic_gc
@@ -122,9 +124,9 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
     with no_cyclic_gc():  # a batch: see podsec.gcpause (rendering big outputs gains too)
         results, warnings = check_paths(list(files), level=level, version=pss_version, images=images,
                                         jobs=None if images is None else 1,
-                                        feature_gates=feature_gates.enabled_names)
+                                        feature_gates=feature_gates.enabled_names, validate=validate)
         for e in warnings:
-            click.echo(f"podsec: warning: {e}", err=True)
+            click.echo(e if e.startswith("Warning: ") else f"podsec: warning: {e}", err=True)
         if not results:
             click.echo(f"podsec: note: {NO_WORKLOAD}", err=True)
         out = sys.stdout
@@ -145,9 +147,11 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
 @click.argument("files", nargs=-1, metavar="FILE|DIR|-")
 @click.option("-o", "--output", type=click.Choice(("text", "json", "yaml")), default="text", show_default=True)
 @click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
+@_validate_option()
 @_feature_gates_option()
 @click.pass_context
-def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool, feature_gates: Any) -> None:
+def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool, validate: str,
+            feature_gates: Any) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
     from podsec.admit import AdmitOptions, admit
     from podsec.puid import pod_verdicts
@@ -155,8 +159,10 @@ def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: 
     from podsec.resolve import resolve_pod
 
     loaded = _load(files)
-    admission = admit(loaded.objects, AdmitOptions(feature_gates=feature_gates))
+    admission = admit(loaded.objects, AdmitOptions(feature_gates=feature_gates, field_validation=validate))
     admission.raise_invalid()  # the API server would refuse it: nothing to explain (check lists every error)
+    for line in admission.warnings():
+        click.echo(line, err=True)
     images = None if no_images else image_lookup(ctx.obj["root"])
     facts = None if images is None else _image_facts(ctx.obj["root"])
     pods = []

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from podsec.api.strict import click_option as _validate_option
 from podsec.errors import InputError, PodsecError, RuntimeFailure
 from podsec.features import click_option as _feature_gates_option
 
@@ -202,10 +203,11 @@ def image_rm(ctx: click.Context, refs: tuple[str, ...]) -> None:
 @click.option("--volume-dir", multiple=True, metavar="CLAIM=DIR", help="Back a persistentVolumeClaim with a directory.")
 @click.option("--timeout", type=float, default=None, metavar="S", help="Stop the pod after S seconds (exit 124).")
 @namespace_option
+@_validate_option()
 @_feature_gates_option()
 @click.pass_context
 def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, volume_dir: tuple[str, ...],
-        timeout: float | None, namespace: str | None, feature_gates: Any) -> None:
+        timeout: float | None, namespace: str | None, validate: str, feature_gates: Any) -> None:
     """Run a pod in the foreground and stream its output; exit with the app containers' exit code.
 
     With one container its output is copied as is; with several each line is prefixed ``[name] ``.
@@ -217,7 +219,7 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     from podsec.runtime.status import exit_code_of
 
     lifecycle.trace("run: imported")
-    req = admission.single_pod(files, namespace, feature_gates=feature_gates)
+    req = admission.single_pod(files, namespace, feature_gates=feature_gates, field_validation=validate)
     _warn_dropped(req)  # the images are checked while the sandbox starts
     lifecycle.trace("run: admitted")
     record = _new_record(req, ctx, runtime, _volume_dirs(volume_dir), "foreground", feature_gates)
@@ -259,16 +261,17 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
 @runtime_option
 @click.option("--volume-dir", multiple=True, metavar="CLAIM=DIR", help="Back a persistentVolumeClaim with a directory.")
 @namespace_option
+@_validate_option()
 @_feature_gates_option()
 @click.pass_context
 def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: tuple[str, ...],
-          namespace: str | None, feature_gates: Any) -> None:
+          namespace: str | None, validate: str, feature_gates: Any) -> None:
     """Start pods detached: a supervisor per pod runs (and restarts) its containers."""
     import subprocess
 
     from podsec.runtime import admission, lifecycle, state
 
-    reqs = admission.load_pods(files, namespace, feature_gates=feature_gates)
+    reqs = admission.load_pods(files, namespace, feature_gates=feature_gates, field_validation=validate)
     if not reqs:
         raise InputError("no Pod in the files", file=", ".join(files))
     store = _store(ctx)

@@ -14,6 +14,8 @@ import sys
 
 import click
 
+from podsec.api.strict import click_option as _validate_option
+
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -71,10 +73,11 @@ def register(cli: click.Group) -> None:
               help="Text output: list at most this many paths per container, then summarise.")
 @click.option("--no-verify", is_flag=True,
               help="Do not run each pod again under the proposed mounts (faster; the proposal is then unchecked).")
+@_validate_option()
 @click.pass_context
 def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: str, runtime: str,
           volume_dir: tuple[str, ...], namespace: str | None, logs: bool, grace: int, jobs: int,
-          max_files: int, no_verify: bool) -> None:
+          max_files: int, no_verify: bool, validate: str) -> None:
     """Run each workload with a writable root filesystem and report every path it writes.
 
     Each container's created, changed and deleted paths are grouped into the fewest directories to
@@ -91,7 +94,8 @@ def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: s
     inputs = read_inputs(files)
     opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,
                         volume_dirs=_volume_dirs(volume_dir), namespace=namespace,
-                        logs=sys.stderr.buffer if logs else None, jobs=jobs, grace=grace, verify=not no_verify)
+                        logs=sys.stderr.buffer if logs else None, jobs=jobs, grace=grace, verify=not no_verify,
+                        validate=validate)
     pods = trace_texts(inputs, opts)
     if output == "json":
         import json

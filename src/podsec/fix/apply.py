@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from podsec.errors import InputError
+
+if TYPE_CHECKING:
+    from podsec.admit import AdmittedPod
+    from podsec.api.strict import UnknownField
 from podsec.fix.plan import DEFAULT_UID, LEVEL, NEEDS_HUMAN, VERSION, WorkloadPlan, plan_workload
 from podsec.manifest.kinds import Workload
 from podsec.manifest.loader import K8sObject, add_object, parse_documents
@@ -54,25 +59,35 @@ def _normalized(text: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
 
 
-def workloads(display: str, text: str) -> list[Workload]:
-    """Every workload of a file's text, in order; InputError (exit 2) on input the API server cannot decode.
-
-    Admitted as every command admits its input (:func:`podsec.admit.admit`); the API errors are what
-    :func:`verify` compares before and after the fix."""
+def admitted(display: str, text: str) -> list[AdmittedPod]:
+    """Every workload of a file's text, admitted as every command admits its input (:func:`podsec.admit.admit`);
+    InputError (exit 2) on input the API server cannot decode."""
     from podsec.admit import admit
 
     objects: list[K8sObject] = []
     for src, obj in parse_documents(display, _normalized(text)):
         add_object(objects, obj, src)
-    return [p.workload for p in admit(objects).pods]
+    return admit(objects).pods
+
+
+def workloads(display: str, text: str) -> list[Workload]:
+    """Every workload of a file's text, in order (see :func:`admitted`); the API errors are what
+    :func:`verify` compares before and after the fix."""
+    return [p.workload for p in admitted(display, text)]
 
 
 def fix_text(display: str, text: str, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID) -> FileFix:
     """Plan and apply the restricted fixes to one file's text."""
-    before = workloads(display, text)
+    pods = admitted(display, text)
+    before = [p.workload for p in pods]
     plans = [plan_workload(wl, images, uid=uid) for wl in before]
     patches: dict[int, Patch] = {}
-    for p in plans:
+    refused: set[int] = set()
+    for p, pod in zip(plans, pods):
+        if pod.unknown:
+            _leave_unknown_fields(p, pod.unknown)
+            refused.add(p.workload.obj.source.index)
+            continue
         if p.patch:
             idx = p.workload.obj.source.index
             patches[idx] = merge(patches[idx], p.patch) if idx in patches else p.patch
@@ -80,13 +95,25 @@ def fix_text(display: str, text: str, images: ImageLookup | None = None, *, uid:
     fixed = apply_patches(text, patches, display, errors)
     result = FileFix(display, text, fixed, plans)
     failed = {idx for idx, _ in errors}
-    result.leftovers = [lo for lo in verify(display, before, fixed, images) if lo.doc not in failed]
+    result.leftovers = [lo for lo in verify(display, before, fixed, images) if lo.doc not in failed | refused]
     for p in plans:
         if p.workload.obj.source.index in failed:
             p.changes = []  # that document was left as it was
     result.leftovers += [Leftover(f"document {idx + 1}", exc.line or 0, f"left unchanged: {exc.message}", idx)
                          for idx, exc in errors]
     return result
+
+
+def _leave_unknown_fields(p: WorkloadPlan, unknown: list[UnknownField]) -> None:
+    """A document with unknown fields is left as it is, each field a "needs a human": podsec would otherwise
+    add ``runAsUser`` beside a ``runAsUsr`` typo, and the API server refuses the object anyway."""
+    from podsec.api.strict import strict_error
+    from podsec.fix.plan import Human
+
+    obj = p.workload.obj
+    p.changes = []
+    p.humans[:0] = [Human(obj.line_of(u.path), u.field, f"{strict_error([u])} ({u.hint()}): the document is left "
+                          "unchanged until the field is corrected") for u in unknown]
 
 
 def add_writable_mounts(result: FileFix, mounts: Mapping[tuple[int, str], Sequence[str]],

@@ -39,16 +39,23 @@ class PodRequest:
 
 
 def load_pods(files: tuple[str, ...] | list[str], namespace: str | None = None, *,
-              feature_gates: FeatureGates = STOCK, validate: bool = True) -> list[PodRequest]:
+              feature_gates: FeatureGates = STOCK, validate: bool = True,
+              field_validation: str = "strict") -> list[PodRequest]:
     """Every Pod in ``files``, admitted (:func:`podsec.admit.admit`); ConfigMaps/Secrets found anywhere in
     them go with every pod. A pod the API server would refuse raises :class:`PodInvalid` (unless
-    ``validate`` is false: ``delete -f`` only needs the names)."""
+    ``validate`` is false: ``delete -f`` only needs the names); unknown fields are kubectl's
+    ``--validate`` (``field_validation``): strict refuses with the server's line, warn prints its warnings."""
+    import sys
+
     from podsec.admit import admit_files
 
     if not files:
         raise InputError("give the pod with -f FILE")
     admission = admit_files(files, AdmitOptions(feature_gates=feature_gates, namespace=namespace, create=True,
-                                                pods_only=True))
+                                                pods_only=True,
+                                                field_validation=field_validation if validate else "ignore"))
+    for line in admission.warnings():
+        print(line, file=sys.stderr)
     if validate:
         admission.raise_invalid(located=False)
     pods = [PodRequest(p.metadata, p.spec, admission.config_objects,
@@ -58,8 +65,8 @@ def load_pods(files: tuple[str, ...] | list[str], namespace: str | None = None, 
 
 
 def single_pod(files: tuple[str, ...] | list[str], namespace: str | None = None, *,
-               feature_gates: FeatureGates = STOCK) -> PodRequest:
-    pods = load_pods(files, namespace, feature_gates=feature_gates)
+               feature_gates: FeatureGates = STOCK, field_validation: str = "strict") -> PodRequest:
+    pods = load_pods(files, namespace, feature_gates=feature_gates, field_validation=field_validation)
     if len(pods) != 1:
         raise InputError(
             f"podsec run needs exactly one Pod in the files, found {len(pods)}"

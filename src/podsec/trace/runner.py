@@ -77,9 +77,12 @@ def read_inputs(files: Sequence[str]) -> list[tuple[str, str, str]]:
     return out
 
 
-def load_targets(inputs: Sequence[tuple[str, str, str]], namespace: str | None = None) -> list[Target]:
+def load_targets(inputs: Sequence[tuple[str, str, str]], namespace: str | None = None,
+                 field_validation: str = "strict") -> list[Target]:
     """Every workload (Pod, Deployment, …, CronJob) in ``inputs``, validated as the API server would;
     ConfigMaps and Secrets found anywhere go with every pod (env and volumes)."""
+    import sys
+
     from podsec.admit import AdmitOptions, admit
     from podsec.manifest.loader import K8sObject, add_object, parse_documents
 
@@ -90,7 +93,10 @@ def load_targets(inputs: Sequence[tuple[str, str, str]], namespace: str | None =
             add_object(objs, obj, src)
         found += [(path, o) for o in objs]
     paths = {id(o): path for path, o in found}
-    admission = admit([o for _, o in found], AdmitOptions(namespace=namespace, create=True, generate_names=True))
+    admission = admit([o for _, o in found], AdmitOptions(namespace=namespace, create=True, generate_names=True,
+                                                          field_validation=field_validation))
+    for line in admission.warnings():
+        print(line, file=sys.stderr)
     admission.raise_invalid()
     objects = admission.config_objects
     targets: list[Target] = []
@@ -349,6 +355,8 @@ class TraceOptions:
     """Run read-only roots as the manifest says (a proof run): nothing is written, only how it ran counts."""
     rounds: int = 3
     """Runs under proposed mounts at most, per pod."""
+    validate: str = "strict"
+    """kubectl's ``--validate`` for unknown fields (:mod:`podsec.api.strict`)."""
 
 
 def trace_pod(target: Target, opts: TraceOptions, store: Any) -> tuple[PodTrace, TraceRunner]:
@@ -412,7 +420,7 @@ def trace_texts(inputs: Sequence[tuple[str, str, str]], opts: TraceOptions) -> l
     from podsec.image.store import ImageStore
     from podsec.runtime.admission import PodRequest, check_images
 
-    targets = load_targets(inputs, opts.namespace)
+    targets = load_targets(inputs, opts.namespace, opts.validate)
     texts = {path: text for path, _, text in inputs}
     store = ImageStore(Path(opts.root))
     for t in targets:
