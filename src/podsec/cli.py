@@ -233,7 +233,7 @@ def _image_facts(root: str) -> Callable[[str], Any]:
 
 #: Command modules kept apart from this file (they touch the machine or pull in heavier imports); each has
 #: ``register(cli)`` and imports its library code inside the commands, so ``podsec check`` stays fast.
-COMMAND_MODULES = ("podsec.cli_runtime", "podsec.cli_trace", "podsec.cli_perms", "podsec.cli_fix")
+COMMAND_MODULES = ("podsec.cli_runtime", "podsec.cli_trace", "podsec.cli_perms", "podsec.cli_fix", "podsec.cli_vap")
 
 
 def _register_commands() -> None:

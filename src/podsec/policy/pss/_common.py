@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from podsec.policy.pss.cel import CelRule
 from podsec.policy.pss.result import CheckOutcome, FieldPath
 
 CheckFn = Callable[[dict, dict], CheckOutcome | None]
@@ -21,11 +22,15 @@ RESTRICTED = "restricted"
 
 @dataclass(frozen=True, slots=True)
 class VersionedCheck:
-    """One variant of a check, in force from ``minimum_version`` (the minor of v1.N) to the next variant."""
+    """One variant of a check, in force from ``minimum_version`` (the minor of v1.N) to the next variant.
+
+    ``cel`` is the same rule in CEL, for ``podsec policy vap``; the fixture tests prove the two equal.
+    """
 
     minimum_version: int
     check_pod: CheckFn
     override_check_ids: tuple[str, ...] = ()
+    cel: CelRule | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ From v1.25 pods with spec.os.name == "windows" are exempt.
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     RESTRICTED,
     Check,
@@ -57,11 +58,19 @@ def allow_privilege_escalation_v1_25(metadata: dict, spec: dict) -> CheckOutcome
     return allow_privilege_escalation_v1_8(metadata, spec)
 
 
+_OK = "c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false"
+CEL_V1_8 = cel.CelRule(
+    f"variables.containers.all(c, {_OK})",
+    cel.lit("allowPrivilegeEscalation != false"),
+    cel.containers_phrase(cel.names_where(f"!({_OK})"))
+    + " + ' must set securityContext.allowPrivilegeEscalation=false'",
+)
+
 CHECK = Check(
     ID,
     RESTRICTED,
     (
-        VersionedCheck(8, allow_privilege_escalation_v1_8),
-        VersionedCheck(25, allow_privilege_escalation_v1_25),
+        VersionedCheck(8, allow_privilege_escalation_v1_8, cel=CEL_V1_8),
+        VersionedCheck(25, allow_privilege_escalation_v1_25, cel=cel.exempt(CEL_V1_8, "isWindows")),
     ),
 )

@@ -12,6 +12,7 @@ Restricted fields:
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -101,4 +102,34 @@ def app_armor_profile_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
     )
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, app_armor_profile_v1_0),))
+_TYPES = cel.str_list(_ALLOWED_TYPES)
+_POD = "variables.podSecurityContext.?appArmorProfile"
+_CTR = "c.?securityContext.?appArmorProfile"
+_POD_BAD = f"({_POD}.hasValue() && !({_POD}.?type.orValue('') in {_TYPES}))"
+_CTR_BAD = f"({_CTR}.hasValue() && !({_CTR}.?type.orValue('') in {_TYPES}))"
+_ANNOTATION_BAD = (
+    f"(k_.startsWith({cel.lit(ANNOTATION_PREFIX)}) && !(variables.annotations[k_] == ''"
+    " || variables.annotations[k_] == 'runtime/default' || variables.annotations[k_].startsWith('localhost/')))"
+)
+CEL_V1_0 = cel.CelRule(
+    f"!{_POD_BAD} && variables.containers.all(c, !{_CTR_BAD}) && variables.annotations.all(k_, !{_ANNOTATION_BAD})",
+    "((" + cel.one_value("types_") + " && annotations_.size() == 0) || (types_.size() == 0 && annotations_.size() == 1)"
+    " ? 'forbidden AppArmor profile' : 'forbidden AppArmor profiles')",
+    "(" + cel.when(_POD_BAD, "'pod'") + " + " + cel.when("bad_.size() > 0", cel.containers_phrase("bad_")) + " + "
+    + cel.when("annotations_.size() > 0", cel.pluralize("annotations_.size()", "annotation", "annotations"))
+    + ").join(' and ') + ' must not set AppArmor profile type to ' + ["
+    + cel.sorted_join("types_") + ", " + cel.sorted_join("annotations_") + "].filter(s_, s_ != '').join(', ')",
+    (
+        ("bad_", cel.names_where(_CTR_BAD)),
+        ("annotations_", cel.singletons(
+            f"variables.annotations.filter(k_, {_ANNOTATION_BAD})"
+            ".map(k_, k_ + '=' + strings.quote(variables.annotations[k_]))"
+        )),
+        ("types_", cel.singletons(
+            cel.when(_POD_BAD, f"{_POD}.?type.orValue('')")
+            + f" + variables.containers.filter(c, {_CTR_BAD}).map(c, {_CTR}.?type.orValue(''))"
+        )),
+    ),
+)
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, app_armor_profile_v1_0, cel=CEL_V1_0),))

@@ -11,6 +11,7 @@ no "CAP_" prefix).
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -78,4 +79,14 @@ def capabilities_baseline_v1_0(metadata: dict, spec: dict) -> CheckOutcome | Non
     )
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, capabilities_baseline_v1_0),))
+_ADD = "c.?securityContext.?capabilities.?add.orValue([])"
+_BAD = f"!(a_ in {cel.str_list(ALLOWED_CAPABILITIES)})"
+CEL_V1_0 = cel.CelRule(
+    f"variables.containers.all(c, {_ADD}.all(a_, !{_BAD}))",
+    cel.lit("non-default capabilities"),
+    cel.containers_phrase(cel.names_where(f"{_ADD}.exists(a_, {_BAD})")) + " + ' must not include ' + "
+    + cel.sorted_join(f"variables.containers.map(c, {_ADD}.filter(a_, {_BAD}))")
+    + " + ' in securityContext.capabilities.add'",
+)
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, capabilities_baseline_v1_0, cel=CEL_V1_0),))

@@ -12,6 +12,7 @@ From v1.25 pods with spec.os.name == "windows" are exempt.
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     RESTRICTED,
     Check,
@@ -80,11 +81,31 @@ def capabilities_restricted_v1_25(metadata: dict, spec: dict) -> CheckOutcome | 
     return capabilities_restricted_v1_22(metadata, spec)
 
 
+_CAPS = "c.?securityContext.?capabilities"
+_DROP_OK = f"'ALL' in {_CAPS}.?drop.orValue([])"
+_ADD_BAD = "a_ != 'NET_BIND_SERVICE'"
+_ADDING = f"{_CAPS}.?add.orValue([]).exists(a_, {_ADD_BAD})"
+CEL_V1_22 = cel.CelRule(
+    f"variables.containers.all(c, {_DROP_OK} && !({_ADDING}))",
+    cel.lit("unrestricted capabilities"),
+    "("
+    + cel.when("missing_.size() > 0", cel.containers_phrase("missing_")
+               + " + ' must set securityContext.capabilities.drop=[\"ALL\"]'")
+    + " + "
+    + cel.when("adding_.size() > 0", cel.containers_phrase("adding_") + " + ' must not include ' + "
+               + cel.sorted_join(f"variables.containers.map(c, {_CAPS}.?add.orValue([]).filter(a_, {_ADD_BAD}))")
+               + " + ' in securityContext.capabilities.add'")
+    + ").join('; ')",
+    (("missing_", cel.names_where(f"!({_DROP_OK})")), ("adding_", cel.names_where(_ADDING))),
+)
+
 CHECK = Check(
     ID,
     RESTRICTED,
     (
-        VersionedCheck(22, capabilities_restricted_v1_22, ("capabilities_baseline",)),
-        VersionedCheck(25, capabilities_restricted_v1_25, ("capabilities_baseline",)),
+        VersionedCheck(22, capabilities_restricted_v1_22, ("capabilities_baseline",), CEL_V1_22),
+        VersionedCheck(
+            25, capabilities_restricted_v1_25, ("capabilities_baseline",), cel.exempt(CEL_V1_22, "isWindows")
+        ),
     ),
 )

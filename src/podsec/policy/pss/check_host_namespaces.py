@@ -8,6 +8,7 @@ Allowed values: undefined/false
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import BASELINE, Check, VersionedCheck, is_true
 from podsec.policy.pss.result import CheckOutcome, FieldPath
 
@@ -27,4 +28,7 @@ def host_namespaces_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
     return CheckOutcome(ID, False, "host namespaces", ", ".join(items), fields)
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_namespaces_v1_0),))
+_SET = "['hostNetwork', 'hostPID', 'hostIPC'].filter(n_, n_ in object.spec && object.spec[n_] == true)"
+CEL_V1_0 = cel.CelRule(f"{_SET}.size() == 0", cel.lit("host namespaces"), f"{_SET}.map(n_, n_ + '=true').join(', ')")
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_namespaces_v1_0, cel=CEL_V1_0),))

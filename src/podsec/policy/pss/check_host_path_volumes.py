@@ -8,6 +8,7 @@ Allowed values: undefined/null
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import BASELINE, Check, VersionedCheck, as_str, join_quote, pluralize
 from podsec.policy.pss.result import CheckOutcome, FieldPath
 
@@ -36,4 +37,11 @@ def host_path_volumes_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
     )
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_path_volumes_v1_0),))
+CEL_V1_0 = cel.CelRule(
+    "variables.volumes.all(v_, !has(v_.hostPath))",
+    cel.lit("hostPath volumes"),
+    cel.pluralize("names_.size()", "volume", "volumes") + " + ' ' + " + cel.join_quote("names_"),
+    (("names_", "variables.volumes.filter(v_, has(v_.hostPath)).map(v_, v_.?name.orValue(''))"),),
+)
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_path_volumes_v1_0, cel=CEL_V1_0),))

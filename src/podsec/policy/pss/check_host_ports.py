@@ -8,6 +8,7 @@ Allowed values: undefined/0
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -55,4 +56,17 @@ def host_ports_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
     )
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_ports_v1_0),))
+_PORTS = "c.?ports.orValue([])"
+_BAD = "p_.?hostPort.orValue(0) != 0"
+CEL_V1_0 = cel.CelRule(
+    f"variables.containers.all(c, !{_PORTS}.exists(p_, {_BAD}))",
+    cel.lit("hostPort"),
+    cel.containers_phrase("bad_") + " + ' ' + " + cel.pluralize("bad_.size()", "uses", "use") + " + ' ' + "
+    + f"({cel.one_value('ports_')} ? 'hostPort' : 'hostPorts') + ' ' + " + cel.sorted_join("ports_", quoted=False),
+    (
+        ("bad_", cel.names_where(f"{_PORTS}.exists(p_, {_BAD})")),
+        ("ports_", f"variables.containers.map(c, {_PORTS}.filter(p_, {_BAD}).map(p_, string(p_.hostPort)))"),
+    ),
+)
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_ports_v1_0, cel=CEL_V1_0),))

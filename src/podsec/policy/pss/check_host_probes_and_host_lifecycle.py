@@ -10,6 +10,7 @@ Allowed values: undefined/"" (grpc, exec and sleep handlers are not checked)
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -73,4 +74,22 @@ def host_probes_and_host_lifecycle_v1_34(metadata: dict, spec: dict) -> CheckOut
     )
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(34, host_probes_and_host_lifecycle_v1_34),))
+_HANDLERS = (
+    *(f"c.?{probe}" for probe in ("livenessProbe", "readinessProbe", "startupProbe")),
+    *(f"c.?lifecycle.?{hook}" for hook in ("postStart", "preStop")),
+)
+_HOSTS = "[" + ", ".join(f"{h}.?{a}.?host.orValue('')" for h in _HANDLERS for a in ("httpGet", "tcpSocket")) + "]"
+CEL_V1_34 = cel.CelRule(
+    f"variables.containers.all(c, {_HOSTS}.all(h_, h_ == ''))",
+    cel.lit("probe or lifecycle host"),
+    f"({cel.one_value('bad_')} ? 'container ' : 'containers ') + " + cel.sorted_join("bad_") + " + ' ' + "
+    + f"({cel.one_value('bad_')} ? 'uses' : 'use') + ' ' + "
+    + f"({cel.one_value('hosts_')} ? 'probe or lifecycle host' : 'probe or lifecycle hosts') + ' ' + "
+    + cel.sorted_join("hosts_"),
+    (
+        ("bad_", cel.singletons(cel.names_where(f"{_HOSTS}.exists(h_, h_ != '')"))),
+        ("hosts_", f"variables.containers.map(c, {_HOSTS}.filter(h_, h_ != ''))"),
+    ),
+)
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(34, host_probes_and_host_lifecycle_v1_34, cel=CEL_V1_34),))

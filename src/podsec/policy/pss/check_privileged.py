@@ -8,6 +8,7 @@ Allowed values: undefined/false
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -43,4 +44,11 @@ def privileged_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
     )
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, privileged_v1_0),))
+_BAD = "c.?securityContext.?privileged.orValue(false) == true"
+CEL_V1_0 = cel.CelRule(
+    f"!variables.containers.exists(c, {_BAD})",
+    cel.lit("privileged"),
+    cel.containers_phrase(cel.names_where(_BAD)) + " + ' must not set securityContext.privileged=true'",
+)
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, privileged_v1_0, cel=CEL_V1_0),))

@@ -10,6 +10,7 @@ in restricted, procMount_restricted overrides it from v1.35 and applies the rule
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     RESTRICTED,
@@ -70,5 +71,23 @@ def proc_mount_restricted_v1_35(metadata: dict, spec: dict) -> CheckOutcome | No
     return _proc_mount(spec, RESTRICTED_ID)
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, proc_mount_v1_0), VersionedCheck(35, proc_mount_v1_35)))
-RESTRICTED_CHECK = Check(RESTRICTED_ID, RESTRICTED, (VersionedCheck(35, proc_mount_restricted_v1_35, (ID,)),))
+_PM = "c.?securityContext.?procMount"
+_BAD = f"{_PM}.orValue('Default') != 'Default'"
+CEL_V1_0 = cel.CelRule(
+    f"!variables.containers.exists(c, {_BAD})",
+    cel.lit("procMount"),
+    cel.containers_phrase(cel.names_where(_BAD)) + " + ' must not set securityContext.procMount to ' + "
+    + cel.sorted_join(cel.singletons(f"variables.containers.filter(c, {_BAD}).map(c, {_PM}.value())")),
+)
+
+CHECK = Check(
+    ID,
+    BASELINE,
+    (
+        VersionedCheck(0, proc_mount_v1_0, cel=CEL_V1_0),
+        VersionedCheck(35, proc_mount_v1_35, cel=cel.exempt(CEL_V1_0, "hostUsersFalse")),
+    ),
+)
+RESTRICTED_CHECK = Check(
+    RESTRICTED_ID, RESTRICTED, (VersionedCheck(35, proc_mount_restricted_v1_35, (ID,), CEL_V1_0),)
+)

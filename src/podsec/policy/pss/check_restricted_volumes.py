@@ -10,6 +10,7 @@ reported by its field name (hostPath, nfs, ...); unrecognised keys are reported 
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     RESTRICTED,
     Check,
@@ -101,4 +102,22 @@ def restricted_volumes_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
     )
 
 
-CHECK = Check(ID, RESTRICTED, (VersionedCheck(0, restricted_volumes_v1_0, ("hostPathVolumes",)),))
+_ALLOWED = cel.str_list(ALLOWED_SOURCES)
+# in upstream order: the first one a volume has names its type
+_RESTRICTED = "[" + ", ".join(cel.lit(s) for s in RESTRICTED_SOURCES) + "]"
+_BAD = f"!(v_.exists(k_, k_ in {_ALLOWED}) || v_.all(k_, k_ == 'name'))"  # no source at all is emptyDir
+CEL_V1_0 = cel.CelRule(
+    f"!variables.volumes.exists(v_, {_BAD})",
+    cel.lit("restricted volume types"),
+    cel.pluralize("names_.size()", "volume", "volumes") + " + ' ' + " + cel.join_quote("names_") + " + ' ' + "
+    + cel.pluralize("names_.size()", "uses", "use") + " + ' ' + "
+    + f"({cel.one_value('types_')} ? 'restricted volume type' : 'restricted volume types') + ' ' + "
+    + cel.sorted_join("types_"),
+    (
+        ("bad_", f"variables.volumes.filter(v_, {_BAD})"),
+        ("names_", "bad_.map(v_, v_.?name.orValue(''))"),
+        ("types_", f"bad_.map(v_, [{_RESTRICTED}.filter(s_, s_ in v_)].map(t_, t_.size() > 0 ? t_[0] : 'unknown'))"),
+    ),
+)
+
+CHECK = Check(ID, RESTRICTED, (VersionedCheck(0, restricted_volumes_v1_0, ("hostPathVolumes",), CEL_V1_0),))

@@ -11,6 +11,7 @@ From v1.35 pods with spec.hostUsers=false (user namespaces) are allowed outright
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     RESTRICTED,
     Check,
@@ -87,8 +88,27 @@ def run_as_non_root_v1_35(metadata: dict, spec: dict) -> CheckOutcome | None:
     return run_as_non_root_v1_0(metadata, spec)
 
 
+_POD = "variables.podSecurityContext.?runAsNonRoot"
+_CTR = "c.?securityContext.?runAsNonRoot"
+_POD_FALSE = f"{_POD}.orValue(true) == false"
+_CTR_FALSE = f"{_CTR}.orValue(true) == false"
+_CTR_NOT_TRUE = f"{_CTR}.orValue(false) != true"  # unset, or not a boolean
+CEL_V1_0 = cel.CelRule(
+    f"!({_POD_FALSE}) && !variables.containers.exists(c, {_CTR_FALSE})"
+    f" && ({_POD}.orValue(false) == true || !variables.containers.exists(c, {_CTR_NOT_TRUE}))",
+    cel.lit(REASON),
+    f"({_POD_FALSE} || explicit_.size() > 0) ? ("
+    + cel.when(_POD_FALSE, "'pod'") + " + " + cel.when("explicit_.size() > 0", cel.containers_phrase("explicit_"))
+    + ").join(' and ') + ' must not set securityContext.runAsNonRoot=false' : 'pod or ' + "
+    + cel.containers_phrase(cel.names_where(_CTR_NOT_TRUE)) + " + ' must set securityContext.runAsNonRoot=true'",
+    (("explicit_", cel.names_where(_CTR_FALSE)),),
+)
+
 CHECK = Check(
     ID,
     RESTRICTED,
-    (VersionedCheck(0, run_as_non_root_v1_0), VersionedCheck(35, run_as_non_root_v1_35)),
+    (
+        VersionedCheck(0, run_as_non_root_v1_0, cel=CEL_V1_0),
+        VersionedCheck(35, run_as_non_root_v1_35, cel=cel.exempt(CEL_V1_0, "hostUsersFalse")),
+    ),
 )

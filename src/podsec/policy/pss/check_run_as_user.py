@@ -11,6 +11,7 @@ From v1.35 pods with spec.hostUsers=false (user namespaces) are allowed outright
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     RESTRICTED,
     Check,
@@ -60,8 +61,21 @@ def run_as_user_v1_35(metadata: dict, spec: dict) -> CheckOutcome | None:
     return run_as_user_v1_23(metadata, spec)
 
 
+_POD_ROOT = "variables.podSecurityContext.?runAsUser.orValue(1) == 0"
+_CTR_ROOT = "c.?securityContext.?runAsUser.orValue(1) == 0"
+CEL_V1_23 = cel.CelRule(
+    f"!({_POD_ROOT}) && !variables.containers.exists(c, {_CTR_ROOT})",
+    cel.lit("runAsUser=0"),
+    "(" + cel.when(_POD_ROOT, "'pod'") + " + " + cel.when("bad_.size() > 0", cel.containers_phrase("bad_"))
+    + ").join(' and ') + ' must not set runAsUser=0'",
+    (("bad_", cel.names_where(_CTR_ROOT)),),
+)
+
 CHECK = Check(
     ID,
     RESTRICTED,
-    (VersionedCheck(23, run_as_user_v1_23), VersionedCheck(35, run_as_user_v1_35)),
+    (
+        VersionedCheck(23, run_as_user_v1_23, cel=CEL_V1_23),
+        VersionedCheck(35, run_as_user_v1_35, cel=cel.exempt(CEL_V1_23, "hostUsersFalse")),
+    ),
 )

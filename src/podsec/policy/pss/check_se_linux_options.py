@@ -12,6 +12,7 @@ seLinuxOptions.level is not checked.
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -109,8 +110,43 @@ def se_linux_options_v1_31(metadata: dict, spec: dict) -> CheckOutcome | None:
     return _se_linux_options(spec, ALLOWED_TYPES_1_31)
 
 
+def _cel(allowed_types: frozenset[str]) -> cel.CelRule:
+    types = cel.str_list(allowed_types)
+    pod, ctr = "variables.podSecurityContext.?seLinuxOptions", "c.?securityContext.?seLinuxOptions"
+
+    def bad_type(o: str) -> str:
+        return f"!({o}.?type.orValue('') in {types})"
+
+    def bad(o: str) -> str:
+        return f"({bad_type(o)} || {o}.?user.orValue('') != '' || {o}.?role.orValue('') != '')"
+
+    def any_set(field: str) -> str:
+        return f"({pod}.?{field}.orValue('') != '' || variables.containers.exists(c, {ctr}.?{field}.orValue('') != ''))"
+
+    return cel.CelRule(
+        f"!{bad(pod)} && !variables.containers.exists(c, {bad(ctr)})",
+        cel.lit("seLinuxOptions"),
+        "(" + cel.when(bad(pod), "'pod'") + " + " + cel.when("bad_.size() > 0", cel.containers_phrase("bad_"))
+        + ").join(' and ') + ' set forbidden securityContext.seLinuxOptions: ' + ("
+        + cel.when("types_.size() > 0", f"({cel.one_value('types_')} ? 'type ' : 'types ') + "
+                   + cel.sorted_join("types_"))
+        + " + " + cel.when(any_set("user"), "'user may not be set'")
+        + " + " + cel.when(any_set("role"), "'role may not be set'") + ").join('; ')",
+        (
+            ("bad_", cel.names_where(bad(ctr))),
+            ("types_", cel.singletons(
+                cel.when(bad_type(pod), f"{pod}.?type.orValue('')")
+                + f" + variables.containers.filter(c, {bad_type(ctr)}).map(c, {ctr}.?type.orValue(''))"
+            )),
+        ),
+    )
+
+
 CHECK = Check(
     ID,
     BASELINE,
-    (VersionedCheck(0, se_linux_options_v1_0), VersionedCheck(31, se_linux_options_v1_31)),
+    (
+        VersionedCheck(0, se_linux_options_v1_0, cel=_cel(ALLOWED_TYPES_1_0)),
+        VersionedCheck(31, se_linux_options_v1_31, cel=_cel(ALLOWED_TYPES_1_31)),
+    ),
 )

@@ -14,6 +14,7 @@ v1.19+ (fields only; the annotations are ignored):
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -113,11 +114,66 @@ def seccomp_profile_baseline_v1_19(metadata: dict, spec: dict) -> CheckOutcome |
     )
 
 
+def _valid_annotation_cel(v: str) -> str:
+    return f"({v} == 'runtime/default' || {v} == 'docker/default' || {v}.startsWith('localhost/'))"
+
+
+_POD_KEY = cel.lit(ANNOTATION_KEY_POD)
+_CTR_KEY = f"{cel.lit(ANNOTATION_KEY_CONTAINER_PREFIX)} + {cel.NAME}"
+_POD_ANNOTATION_BAD = (
+    f"({_POD_KEY} in variables.annotations && !{_valid_annotation_cel(f'variables.annotations[{_POD_KEY}]')})"
+)
+_CTR_ANNOTATION_BAD = (
+    f"({_CTR_KEY} in variables.annotations && !{_valid_annotation_cel(f'variables.annotations[{_CTR_KEY}]')})"
+)
+CEL_V1_0 = cel.CelRule(
+    f"!{_POD_ANNOTATION_BAD} && !variables.containers.exists(c, {_CTR_ANNOTATION_BAD})",
+    cel.lit("seccompProfile"),
+    f"'forbidden ' + ({cel.one_value('entries_')} ? 'annotation' : 'annotations') + ' ' + "
+    + cel.sorted_join("entries_", quoted=False),
+    (("entries_", (cel.singletons(
+        cel.when(_POD_ANNOTATION_BAD, f"{_POD_KEY} + '=' + strings.quote(variables.annotations[{_POD_KEY}])")
+        + f" + variables.containers.filter(c, {_CTR_ANNOTATION_BAD})"
+        f".map(c, {_CTR_KEY} + '=' + strings.quote(variables.annotations[{_CTR_KEY}]))"
+    ))),),
+)
+
+VALID_TYPES_CEL = cel.str_list(VALID_TYPES)
+POD_PROFILE_CEL = "variables.podSecurityContext.?seccompProfile"
+CTR_PROFILE_CEL = "c.?securityContext.?seccompProfile"
+
+
+def bad_profile_cel(profile: str) -> str:
+    """CEL: the (optional) profile is set and its type is not RuntimeDefault/Localhost."""
+    return f"({profile}.hasValue() && !({profile}.?type.orValue('') in {VALID_TYPES_CEL}))"
+
+
+def explicit_detail_cel() -> str:
+    """CEL for the detail naming the pod/containers that set a bad type (``bad_`` bound to their names)."""
+    return (
+        "(" + cel.when(bad_profile_cel(POD_PROFILE_CEL), "'pod'") + " + "
+        + cel.when("bad_.size() > 0", cel.containers_phrase("bad_"))
+        + ").join(' and ') + ' must not set securityContext.seccompProfile.type to ' + "
+        + cel.sorted_join(cel.singletons(
+            cel.when(bad_profile_cel(POD_PROFILE_CEL), f"{POD_PROFILE_CEL}.?type.orValue('')")
+            + f" + variables.containers.filter(c, {bad_profile_cel(CTR_PROFILE_CEL)})"
+            f".map(c, {CTR_PROFILE_CEL}.?type.orValue(''))"
+        ))
+    )
+
+
+CEL_V1_19 = cel.CelRule(
+    f"!{bad_profile_cel(POD_PROFILE_CEL)} && !variables.containers.exists(c, {bad_profile_cel(CTR_PROFILE_CEL)})",
+    cel.lit("seccompProfile"),
+    explicit_detail_cel(),
+    (("bad_", cel.names_where(bad_profile_cel(CTR_PROFILE_CEL))),),
+)
+
 CHECK = Check(
     ID,
     BASELINE,
     (
-        VersionedCheck(0, seccomp_profile_baseline_v1_0),
-        VersionedCheck(19, seccomp_profile_baseline_v1_19),
+        VersionedCheck(0, seccomp_profile_baseline_v1_0, cel=CEL_V1_0),
+        VersionedCheck(19, seccomp_profile_baseline_v1_19, cel=CEL_V1_19),
     ),
 )

@@ -11,6 +11,7 @@ From v1.25 pods with spec.os.name == "windows" are exempt.
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     RESTRICTED,
     Check,
@@ -23,7 +24,14 @@ from podsec.policy.pss._common import (
     join_quote,
     sub,
 )
-from podsec.policy.pss.check_seccomp_profile_baseline import TYPE_KEYS, bad_profile_type
+from podsec.policy.pss.check_seccomp_profile_baseline import (
+    CTR_PROFILE_CEL,
+    POD_PROFILE_CEL,
+    TYPE_KEYS,
+    bad_profile_cel,
+    bad_profile_type,
+    explicit_detail_cel,
+)
 from podsec.policy.pss.result import CheckOutcome, FieldPath
 
 ID = "seccompProfile_restricted"
@@ -92,11 +100,22 @@ def seccomp_profile_restricted_v1_25(metadata: dict, spec: dict) -> CheckOutcome
     return seccomp_profile_restricted_v1_19(metadata, spec)
 
 
+_EXPLICIT = f"({bad_profile_cel(POD_PROFILE_CEL)} || bad_.size() > 0)"
+_UNSET = f"!{CTR_PROFILE_CEL}.hasValue()"
+CEL_V1_19 = cel.CelRule(
+    f"!{bad_profile_cel(POD_PROFILE_CEL)} && !variables.containers.exists(c, {bad_profile_cel(CTR_PROFILE_CEL)})"
+    f" && ({POD_PROFILE_CEL}.hasValue() || !variables.containers.exists(c, {_UNSET}))",
+    cel.lit("seccompProfile"),
+    f"{_EXPLICIT} ? {explicit_detail_cel()} : 'pod or ' + {cel.containers_phrase(cel.names_where(_UNSET))}"
+    " + ' must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"'",
+    (("bad_", cel.names_where(bad_profile_cel(CTR_PROFILE_CEL))),),
+)
+
 CHECK = Check(
     ID,
     RESTRICTED,
     (
-        VersionedCheck(19, seccomp_profile_restricted_v1_19, _OVERRIDES),
-        VersionedCheck(25, seccomp_profile_restricted_v1_25, _OVERRIDES),
+        VersionedCheck(19, seccomp_profile_restricted_v1_19, _OVERRIDES, CEL_V1_19),
+        VersionedCheck(25, seccomp_profile_restricted_v1_25, _OVERRIDES, cel.exempt(CEL_V1_19, "isWindows")),
     ),
 )

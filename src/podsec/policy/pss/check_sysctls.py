@@ -16,6 +16,7 @@ Allowed values (cumulative):
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import BASELINE, Check, CheckFn, VersionedCheck, as_str, sub
 from podsec.policy.pss.result import CheckOutcome, FieldPath
 
@@ -68,20 +69,29 @@ def _variant(allowed: frozenset[str], doc: str) -> CheckFn:
     return check
 
 
-sysctls_v1_0 = _variant(ALLOWED_1_0, "Allow only the v1.0 safe sysctls (names unquoted, spec order).")
-sysctls_v1_27 = _variant(ALLOWED_1_27, "v1.0 set plus net.ipv4.ip_local_reserved_ports.")
-sysctls_v1_29 = _variant(ALLOWED_1_29, "v1.27 set plus the tcp keepalive/fin_timeout sysctls.")
-sysctls_v1_32 = _variant(ALLOWED_1_32, "v1.29 set plus tcp_rmem/tcp_wmem.")
-sysctls_v1_37 = _variant(ALLOWED_1_37, "v1.32 set plus tcp_slow_start_after_idle/tcp_notsent_lowat.")
+def _cel(allowed: frozenset[str]) -> cel.CelRule:
+    bad = f"!(s_.?name.orValue('') in {cel.str_list(allowed)})"
+    sysctls = "variables.podSecurityContext.?sysctls.orValue([])"
+    return cel.CelRule(
+        f"!{sysctls}.exists(s_, {bad})",
+        cel.lit("forbidden sysctls"),
+        f"{sysctls}.filter(s_, {bad}).map(s_, s_.?name.orValue('')).join(', ')",
+    )
+
+
+def _versioned(minor: int, allowed: frozenset[str], doc: str) -> VersionedCheck:
+    """One variant from its allowed set: the Python check and its CEL form."""
+    return VersionedCheck(minor, _variant(allowed, doc), cel=_cel(allowed))
+
 
 CHECK = Check(
     ID,
     BASELINE,
     (
-        VersionedCheck(0, sysctls_v1_0),
-        VersionedCheck(27, sysctls_v1_27),
-        VersionedCheck(29, sysctls_v1_29),
-        VersionedCheck(32, sysctls_v1_32),
-        VersionedCheck(37, sysctls_v1_37),
+        _versioned(0, ALLOWED_1_0, "Allow only the v1.0 safe sysctls (names unquoted, spec order)."),
+        _versioned(27, ALLOWED_1_27, "v1.0 set plus net.ipv4.ip_local_reserved_ports."),
+        _versioned(29, ALLOWED_1_29, "v1.27 set plus the tcp keepalive/fin_timeout sysctls."),
+        _versioned(32, ALLOWED_1_32, "v1.29 set plus tcp_rmem/tcp_wmem."),
+        _versioned(37, ALLOWED_1_37, "v1.32 set plus tcp_slow_start_after_idle/tcp_notsent_lowat."),
     ),
 )

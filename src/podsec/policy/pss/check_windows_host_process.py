@@ -10,6 +10,7 @@ Allowed values: undefined/false
 
 from __future__ import annotations
 
+from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
     Check,
@@ -56,4 +57,14 @@ def windows_host_process_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None
     )
 
 
-CHECK = Check(ID, BASELINE, (VersionedCheck(0, windows_host_process_v1_0),))
+_POD_HP = "variables.podSecurityContext.?windowsOptions.?hostProcess.orValue(false) == true"
+_CTR_HP = "c.?securityContext.?windowsOptions.?hostProcess.orValue(false) == true"
+CEL_V1_0 = cel.CelRule(
+    f"!({_POD_HP}) && !variables.containers.exists(c, {_CTR_HP})",
+    cel.lit("hostProcess"),
+    "(" + cel.when(_POD_HP, "'pod'") + " + " + cel.when("bad_.size() > 0", cel.containers_phrase("bad_"))
+    + ").join(' and ') + ' must not set securityContext.windowsOptions.hostProcess=true'",
+    (("bad_", cel.names_where(_CTR_HP)),),
+)
+
+CHECK = Check(ID, BASELINE, (VersionedCheck(0, windows_host_process_v1_0, cel=CEL_V1_0),))

@@ -81,7 +81,7 @@ def _variant_at(check: Check, minor: int) -> VersionedCheck | None:
     return found
 
 
-def _build(level: str, minor: int) -> tuple[tuple[str, CheckFn], ...]:
+def _build(level: str, minor: int) -> tuple[tuple[str, VersionedCheck], ...]:
     baseline: dict[str, VersionedCheck] = {}
     restricted: dict[str, VersionedCheck] = {}
     for c in DEFAULT_CHECKS:
@@ -89,26 +89,31 @@ def _build(level: str, minor: int) -> tuple[tuple[str, CheckFn], ...]:
         if v is not None:
             (baseline if c.level == BASELINE else restricted)[c.id] = v
     if level == BASELINE:
-        return tuple((cid, baseline[cid].check_pod) for cid in sorted(baseline))
+        return tuple((cid, baseline[cid]) for cid in sorted(baseline))
     overridden = {oid for v in restricted.values() for oid in v.override_check_ids}
     return tuple(
-        [(cid, baseline[cid].check_pod) for cid in sorted(baseline) if cid not in overridden]
-        + [(cid, restricted[cid].check_pod) for cid in sorted(restricted)]
+        [(cid, baseline[cid]) for cid in sorted(baseline) if cid not in overridden]
+        + [(cid, restricted[cid]) for cid in sorted(restricted)]
     )
 
 
 _validate(DEFAULT_CHECKS)
 
-_PLANS: dict[str, tuple[tuple[tuple[str, CheckFn], ...], ...]] = {
+_PLANS: dict[str, tuple[tuple[tuple[str, VersionedCheck], ...], ...]] = {
     level: tuple(_build(level, minor) for minor in range(MAX_VERSION + 1)) for level in (BASELINE, RESTRICTED)
 }
 
 
 def checks_for(level: str, minor: int) -> tuple[CheckFn, ...]:
     """Ordered check functions for ``level`` (baseline/restricted) at v1.<minor>, clamped to MAX."""
-    return tuple(fn for _, fn in _PLANS[level][min(minor, MAX_VERSION)])
+    return tuple(v.check_pod for _, v in _PLANS[level][min(minor, MAX_VERSION)])
 
 
 def check_ids_for(level: str, minor: int) -> list[str]:
     """Ordered check IDs for ``level`` at v1.<minor> (what messages are ordered by)."""
     return [cid for cid, _ in _PLANS[level][min(minor, MAX_VERSION)]]
+
+
+def variants_for(level: str, minor: int) -> tuple[tuple[str, VersionedCheck], ...]:
+    """Ordered ``(check ID, variant in force)`` for ``level`` at v1.<minor>: what ``podsec policy vap`` exports."""
+    return _PLANS[level][min(minor, MAX_VERSION)]
