@@ -306,3 +306,16 @@ def test_cli_bad_options_exit_2_with_one_line(args: list[str], words: str) -> No
     assert res.exit_code == 2
     assert words in res.output
     assert "Traceback" not in res.output
+
+
+def test_readme_denial_is_what_the_policy_says() -> None:
+    """The README's kubectl line for examples/security-demo.yaml is this policy's message in kubectl's words."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    pod = next(yaml.safe_load_all((repo / "examples" / "security-demo.yaml").read_text()))
+    pol, binding = policy_documents("restricted", "latest")
+    decision = admit(pol, pod)
+    line = (f'The pods "{pod["metadata"]["name"]}" is invalid: : ValidatingAdmissionPolicy '
+            f"'{pol['metadata']['name']}' with binding '{binding['metadata']['name']}' denied request: {decision.message}")
+    assert line in (repo / "README.md").read_text().splitlines()

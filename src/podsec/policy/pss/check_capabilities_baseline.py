@@ -80,9 +80,10 @@ def capabilities_baseline_v1_0(metadata: dict, spec: dict) -> CheckOutcome | Non
 
 
 _ADD = "c.?securityContext.?capabilities.?add.orValue([])"
-_BAD = f"!(a_ in {cel.str_list(ALLOWED_CAPABILITIES)})"
+_ALLOWED = cel.str_list(ALLOWED_CAPABILITIES)
+_BAD = f"!(a_ in {_ALLOWED})"
 CEL_V1_0 = cel.CelRule(
-    f"variables.containers.all(c, {_ADD}.all(a_, !{_BAD}))",
+    f"variables.containers.all(c, {_ADD}.all(a_, a_ in {_ALLOWED}))",
     cel.lit("non-default capabilities"),
     cel.containers_phrase(cel.names_where(f"{_ADD}.exists(a_, {_BAD})")) + " + ' must not include ' + "
     + cel.sorted_join(f"variables.containers.map(c, {_ADD}.filter(a_, {_BAD}))")
