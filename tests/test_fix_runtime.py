@@ -126,6 +126,47 @@ def test_trace_shows_when_the_fixed_app_cannot_run_and_leaves_it_to_a_human(pods
                     '    command: ["sh", "-c", "echo cfg > /etc/app.conf && echo started"]\n')
     fix = podsec.run("fix", "--trace", "--duration", "20s", str(path))
     assert fix.returncode == 1, fix.stderr
-    assert f'{path}:1: Pod/rootonly: needs a human: container "app" exited 1 when run with the fixed ' \
-           "securityContext (sh: can't create /etc/app.conf: Permission denied)" in fix.stderr
+    assert f'{path}:1: Pod/rootonly: needs a human: container "app" with the fixed securityContext exited 1 after ' \
+           "it had exited 0: sh: can't create /etc/app.conf: Permission denied (as written it exited 0); if it needs " \
+           "root or files only root may read, change the image or adjust the fix by hand" in fix.stderr
     assert "runAsUser: 65532" in fix.stdout and "readOnlyRootFilesystem" not in fix.stdout
+
+
+KEEPER = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: keeper
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: podsec-fixture:root
+    command: [sh, -c, "echo row >> /data/rows && mkdir -p /var/cache/keeper && echo x > /var/cache/keeper/c && id -G"]
+    volumeMounts:
+    - {name: data, mountPath: /data}
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: data}
+"""
+
+
+def test_trace_gives_the_new_user_its_volumes_with_fs_group(podsec: Podsec, tmp_path: Path) -> None:
+    """Written for root, the app appends to a file on its claim (a root-owned directory). As uid 65532 that
+    fails; fix --trace sees it fail where root did not, adds fsGroup, runs again, and keeps it."""
+    claim = tmp_path / "claim"
+    claim.mkdir(mode=0o755)
+    path = tmp_path / "keeper.yaml"
+    path.write_text(KEEPER)
+    fix = podsec.run("fix", "--trace", "--duration", "10s", "--volume-dir", f"data={claim}", str(path))
+    assert fix.returncode == 0, fix.stderr
+    assert (f'{path}:1: Pod/keeper: container "app": fsGroup: 65532 (it wrote into its volumes as uid 0; as uid '
+            "65532 it needs them group-writable)") in fix.stderr.splitlines()
+    assert f'{path}:1: Pod/keeper: container "app": readOnlyRootFilesystem: true, emptyDir: /var/cache (traced: 2 ' \
+           "runs as uid 65532, then read-only: exited 0 after " in fix.stderr
+    assert "    fsGroup: 65532\n" in fix.stdout
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(fix.stdout)
+    run = podsec.run("run", "--rm", "--volume-dir", f"data={claim}", "-f", str(fixed))
+    assert (run.returncode, run.stdout) == (0, "0 65532\n"), run.stderr  # gid 0 (no passwd entry), fsGroup
+    assert (claim / "rows").read_text().count("row\n") >= 3  # the original, the runs as 65532, this one

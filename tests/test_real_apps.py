@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -138,3 +139,101 @@ def test_trace_nginx_hides_only_empty_entries_and_checks_it_by_running_again(app
         assert "Welcome to nginx!" in in_pod(apps, "web-ro", "bash", "-c", HTTP_GET)
         touched = apps.run("exec", "web-ro", "--", "touch", "/etc/x")
         assert "Read-only file system" in touched.stderr + touched.stdout
+
+
+REDIS = deployment("cache", "debian-redis:bookworm", {
+    "name": "redis", "image": "debian-redis:bookworm", "ports": [{"containerPort": 6379}]})
+
+# The image runs as USER postgres (initdb and postgres refuse root); the data directory is an emptyDir that an
+# init container initialises, as the official image's entrypoint does before it starts the server.
+POSTGRES = deployment("db", "debian-postgres:bookworm", {
+    "name": "postgres", "image": "debian-postgres:bookworm", "ports": [{"containerPort": 5432}],
+    "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
+}, {
+    "initContainers": [{"name": "initdb", "image": "debian-postgres:bookworm", "command": ["initdb"],
+                        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}]}],
+    "volumes": [{"name": "data", "emptyDir": {}}],
+})
+
+
+def fix_trace(apps: Podsec, tmp_path: Path, name: str, manifest: str) -> tuple[str, list[str]]:
+    """``podsec fix --trace`` of a plain Deployment: the fixed manifest and the summary lines; checks that the
+    result passes restricted and makes every container read-only."""
+    src = tmp_path / f"{name}.yaml"
+    src.write_text(manifest)
+    out = apps.run("fix", "--trace", "--duration", DURATION, str(src), timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    fixed = tmp_path / f"{name}-fixed.yaml"
+    fixed.write_text(out.stdout)
+    check = apps.run("check", "--level", "restricted", str(fixed))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert 'PodSecurity "restricted:latest" allowed' in check.stdout
+    spec = yaml.safe_load(out.stdout)["spec"]["template"]["spec"]
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True, c
+    return out.stdout, out.stderr.replace(str(src), f"{name}.yaml").splitlines()
+
+
+def mounts(manifest: str, container: str) -> list[str]:
+    spec = yaml.safe_load(manifest)["spec"]["template"]["spec"]
+    c = next(c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == container)
+    return [m["mountPath"] for m in c.get("volumeMounts", [])]
+
+
+def run_fixed(apps: Podsec, tmp_path: Path, fixed: str, pod: str, port: int) -> Any:
+    path = tmp_path / f"{pod}-pod.yaml"
+    path.write_text(pod_of(fixed, pod))
+    return running(apps, path, pod, port)
+
+
+def test_fix_trace_makes_debian_nginx_restricted_read_only_and_www_data(apps: Podsec, tmp_path: Path) -> None:
+    fixed, lines = fix_trace(apps, tmp_path, "web", NGINX)
+    assert ("web.yaml:14: Deployment/web: pod: runAsNonRoot: true, runAsUser: 33 (image debian-nginx:bookworm runs "
+            "as root; www-data (uid 33) is the app's own account, which its files belong to: its "
+            "/etc/nginx/nginx.conf runs nginx as www-data), seccompProfile: RuntimeDefault") in lines, lines
+    [done] = [ln for ln in lines if "readOnlyRootFilesystem: true, emptyDir:" in ln]
+    assert re.fullmatch(r'web\.yaml:1: Deployment/web: container "nginx": readOnlyRootFilesystem: true, emptyDir: '
+                        r"/run, /var/lib/nginx, /var/log/nginx \(traced: \d runs? as uid 33, then read-only: still "
+                        r"running when the trace stopped it after [\d.]+s, listening on 80/tcp\)", done), done
+    assert mounts(fixed, "nginx") == ["/run", "/var/lib/nginx", "/var/log/nginx"]
+    with run_fixed(apps, tmp_path, fixed, "web", 80) as status:
+        assert status["containerStatuses"][0]["restartCount"] == 0
+        assert in_pod(apps, "web", "id", "-un") == "www-data\n"
+        page = in_pod(apps, "web", "bash", "-c", HTTP_GET)
+        assert page.startswith("HTTP/1.1 200 OK") and "Welcome to nginx!" in page
+        assert "GET / HTTP/1.0" in in_pod(apps, "web", "cat", "/var/log/nginx/access.log")  # into its emptyDir
+
+
+def test_fix_trace_makes_debian_redis_restricted_read_only_and_redis(apps: Podsec, tmp_path: Path) -> None:
+    fixed, lines = fix_trace(apps, tmp_path, "cache", REDIS)
+    assert any("runAsUser: 100 (image debian-redis:bookworm runs as root; redis (uid 100) is the app's own account, "
+               "which its files belong to: its systemd unit redis-server.service runs redis-server as User=redis)"
+               in ln for ln in lines), lines
+    assert any(re.search(r'container "redis": readOnlyRootFilesystem: true, emptyDir: /var/lib/redis \(traced: \d '
+                         r"runs? as uid 100, then read-only: still running .*, listening on 6379/tcp\)", ln)
+               for ln in lines), lines
+    assert mounts(fixed, "redis") == ["/var/lib/redis"]
+    with run_fixed(apps, tmp_path, fixed, "cache", 6379) as status:
+        assert status["containerStatuses"][0]["restartCount"] == 0
+        assert in_pod(apps, "cache", "id", "-un") == "redis\n"
+        assert in_pod(apps, "cache", "redis-cli", "set", "greeting", "hello") == "OK\n"
+        assert in_pod(apps, "cache", "redis-cli", "get", "greeting") == "hello\n"
+        assert in_pod(apps, "cache", "redis-cli", "save") == "OK\n"  # the data directory is writable
+        assert "dump.rdb" in in_pod(apps, "cache", "ls", "/var/lib/redis")
+
+
+def test_fix_trace_makes_debian_postgres_restricted_and_read_only(apps: Podsec, tmp_path: Path) -> None:
+    fixed, lines = fix_trace(apps, tmp_path, "db", POSTGRES)
+    assert any("runAsUser: 100 (image USER postgres is uid 100 in its /etc/passwd)" in ln for ln in lines), lines
+    assert any(re.search(r'container "initdb": readOnlyRootFilesystem: true, emptyDir: nothing written \(traced: \d '
+                         r"runs? as uid 100, then read-only: exited 0 after [\d.]+s\)$", ln) for ln in lines), lines
+    assert any(re.search(r'container "postgres": readOnlyRootFilesystem: true, emptyDir: /run/postgresql \(traced: '
+                         r"\d runs? as uid 100, then read-only: still running .*, listening on 5432/tcp\)", ln)
+               for ln in lines), lines
+    assert mounts(fixed, "initdb") == ["/var/lib/postgresql/data"]
+    assert mounts(fixed, "postgres") == ["/var/lib/postgresql/data", "/run/postgresql"]
+    with run_fixed(apps, tmp_path, fixed, "db", 5432) as status:
+        assert status["containerStatuses"][0]["restartCount"] == 0
+        assert in_pod(apps, "db", "id", "-un") == "postgres\n"
+        sql = "create table t (x int); insert into t values (42); select x from t"
+        assert in_pod(apps, "db", "psql", "-h", "127.0.0.1", "-d", "postgres", "-Atc", sql).endswith("42\n")

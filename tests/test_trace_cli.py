@@ -503,3 +503,42 @@ def test_ctrl_c_stops_every_pod_of_a_parallel_trace(podsec: Podsec, tmp_path: Pa
     assert pods["db"]["interrupted"] and pods["agent"]["interrupted"]
     assert pods["db"]["containers"][0]["mountDirs"] == ["/var/lib"]
     assert_clean(podsec)
+
+
+def test_content_the_app_changes_is_copied_in_by_an_init_container_and_checked(images: Podsec,
+                                                                             tmp_path: Path) -> None:
+    """The app rewrites an image config file in a directory full of them: the emptyDir there is filled from the
+    image first by an init container of the same image (it has cp), a second run under the mounts proves it,
+    and the patched manifest runs read-only with the change made."""
+    pod = write(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: conf}
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: app
+            image: podsec-test:nginx-like
+            command: [sh, -c, "sed -i s/80/8080/ /etc/nginx/conf.d/default.conf && cat /etc/nginx/conf.d/default.conf"]
+        """)
+    out = images.run("trace", "-f", str(pod), "--duration", "10s")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"^      /etc/nginx/conf.d  1 file, 24 B  copied in from the image first \(1 file, 22 B: "
+                     r"default.conf\)$", out.stdout, re.M), out.stdout
+    assert "    checked by another run under these mounts, as long: exited 0 after " in out.stdout
+    patched = images.run("trace", "-f", str(pod), "--duration", "10s", "-o", "yaml")
+    assert patched.returncode == 0, patched.stderr
+    import yaml
+
+    spec = yaml.safe_load(patched.stdout)["spec"]
+    assert spec["initContainers"] == [{
+        "name": "seed-etc-nginx-conf-d", "image": "podsec-test:nginx-like",
+        "command": ["cp", "-a", "/etc/nginx/conf.d/.", "/mnt/seed"],
+        "securityContext": {"readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": "etc-nginx-conf-d", "mountPath": "/mnt/seed"}]}]
+    ro = tmp_path / "ro.yaml"
+    ro.write_text(patched.stdout)
+    run = images.run("run", "--rm", "-f", str(ro))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[-1].endswith("server { listen 8080; }")
+    assert_clean(images)

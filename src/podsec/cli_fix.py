@@ -58,7 +58,7 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
     """
     from podsec.cli import image_lookup
     from podsec.fix import fix_text
-    from podsec.fix.files import read_inputs, unified_diff, write_atomic
+    from podsec.fix.files import account_lookup, read_inputs, unified_diff, write_atomic
     from podsec.gcpause import no_cyclic_gc
 
     inputs_given = paths + files
@@ -69,9 +69,10 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
     if write and "-" in inputs_given:
         raise click.UsageError("--write cannot write to stdin; leave it out to print the fixed manifests")
     images = None if no_images else image_lookup(ctx.obj["root"])
+    accounts = None if no_images else account_lookup(str(ctx.obj["root"]))
     inputs = read_inputs(inputs_given)
     with no_cyclic_gc():
-        results = [fix_text(i.display, i.text, images, uid=uid) for i in inputs]
+        results = [fix_text(i.display, i.text, images, uid=uid, accounts=accounts) for i in inputs]
     interrupted = False
     if do_trace:
         interrupted = _trace(ctx, inputs, results, images, duration, runtime, volume_dir)
@@ -152,41 +153,20 @@ def _notes(results: list, traced: bool, out: Any) -> None:
 
 def _trace(ctx: click.Context, inputs: list, results: list, images: Any, duration: float, runtime: str,
            volume_dir: tuple[str, ...]) -> bool:
-    """Trace the fixed manifests and make each container that ran cleanly read-only with its mounts."""
+    """Run the manifests as written, then the fixed ones until each container runs read-only as the new user
+    as well as it did, or a blocker is named (:mod:`podsec.fix.solve`); keep what was proven."""
     from podsec.cli_runtime import _volume_dirs
-    from podsec.fix import add_writable_mounts
-    from podsec.fix.files import trace_fixed
+    from podsec.fix.apply import set_traced
+    from podsec.fix.solve import solve
+    from podsec.trace.runner import TraceOptions
 
-    texts = [(str(n), r.display, r.fixed) for n, r in enumerate(results)]
-    traces = trace_fixed(texts, duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]),
-                         runtime=runtime, volume_dirs=_volume_dirs(volume_dir))
+    opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,
+                        volume_dirs=_volume_dirs(volume_dir))
+    files = [(str(n), r.display, r.original, r.fixed) for n, r in enumerate(results)]
     interrupted = False
-    for n, r in enumerate(results):
-        mounts: dict[tuple[int, str], list[str]] = {}
-        for pt in traces[str(n)]:
-            interrupted = interrupted or pt.interrupted
-            label = f"{pt.kind}/{pt.name}"
-            where = f"{pt.display or r.display}:{pt.line}" if pt.line else (pt.display or r.display)
-            if pt.error:
-                r.trace_humans.append(f"{where}: {label}: needs a human: the fixed pod could not run: {pt.error}")
-                continue
-            for c in pt.containers:
-                if c.ran and c.exit_code not in (None, 0):
-                    last = f" ({c.log_tail[-1]})" if c.log_tail else ""
-                    r.trace_humans.append(
-                        f'{where}: {label}: needs a human: container "{c.name}" exited {c.exit_code} when run with '
-                        f"the fixed securityContext{last}; if it works as it was, it needs root or files the new "
-                        "user cannot write: change the image or run fix without --trace and adjust by hand")
-                elif not c.ran:
-                    r.trace_humans.append(f'{where}: {label}: needs a human: container "{c.name}" did not start '
-                                          f"with the fixed securityContext: {c.status}")
-                elif c.fixable:
-                    mounts[(pt.doc_index, c.name)] = list(c.mount_dirs)
-                    dirs = ", ".join(c.mount_dirs) if c.mount_dirs else "nothing written"
-                    r.trace_notes.append(f"{where}: {label}: container \"{c.name}\": readOnlyRootFilesystem: "
-                                         f"true, emptyDir: {dirs} (traced: {c.status})")
-                else:
-                    r.trace_notes.append(f"{where}: {label}: container \"{c.name}\": readOnlyRootFilesystem not "
-                                         f"set, it would break the app: {'; '.join(c.problems)}")
-        add_writable_mounts(r, mounts, images)
+    for r, solved in zip(results, solve(files, opts)):
+        interrupted = interrupted or solved.interrupted
+        r.trace_notes += solved.notes
+        r.trace_humans += solved.humans
+        set_traced(r, solved.text, solved.readonly, images)
     return interrupted

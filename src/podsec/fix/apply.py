@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from podsec.errors import InputError
-
-if TYPE_CHECKING:
-    from podsec.admit import AdmittedPod
-    from podsec.api.strict import UnknownField
-from podsec.fix.plan import DEFAULT_UID, LEVEL, NEEDS_HUMAN, VERSION, WorkloadPlan, plan_workload
+from podsec.fix.plan import DEFAULT_UID, LEVEL, NEEDS_HUMAN, VERSION, AccountLookup, WorkloadPlan, plan_workload
 from podsec.manifest.kinds import Workload
 from podsec.manifest.loader import K8sObject, add_object, parse_documents
 from podsec.manifest.rewrite import Patch, apply_patches, merge, patch_writable_mounts
 from podsec.policy.pss.result import CheckOutcome
 from podsec.resolve import ImageLookup
+
+if TYPE_CHECKING:
+    from podsec.admit import AdmittedPod
+    from podsec.api.strict import UnknownField
 
 
 @dataclass(slots=True)
@@ -76,11 +76,12 @@ def workloads(display: str, text: str) -> list[Workload]:
     return [p.workload for p in admitted(display, text)]
 
 
-def fix_text(display: str, text: str, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID) -> FileFix:
+def fix_text(display: str, text: str, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID,
+             accounts: AccountLookup | None = None) -> FileFix:
     """Plan and apply the restricted fixes to one file's text."""
     pods = admitted(display, text)
     before = [p.workload for p in pods]
-    plans = [plan_workload(wl, images, uid=uid) for wl in before]
+    plans = [plan_workload(wl, images, uid=uid, accounts=accounts) for wl in before]
     patches: dict[int, Patch] = {}
     refused: set[int] = set()
     for p, pod in zip(plans, pods):
@@ -123,6 +124,18 @@ def add_writable_mounts(result: FileFix, mounts: Mapping[tuple[int, str], Sequen
         return
     result.fixed = patch_writable_mounts(result.fixed, result.display, mounts)
     done = {name for (_, name) in mounts}
+    for p in result.plans:
+        p.containers_writable_root = [n for n in p.containers_writable_root if n not in done]
+    result.leftovers = verify(result.display, workloads(result.display, result.original), result.fixed, images)
+
+
+def set_traced(result: FileFix, text: str, readonly: set[tuple[int, str]], images: ImageLookup | None = None) -> None:
+    """Take ``fix --trace``'s text (read-only roots and their mounts for the ``readonly`` containers), then
+    check again."""
+    if text == result.fixed:
+        return
+    result.fixed = text
+    done = {name for (_, name) in readonly}
     for p in result.plans:
         p.containers_writable_root = [n for n in p.containers_writable_root if n not in done]
     result.leftovers = verify(result.display, workloads(result.display, result.original), result.fixed, images)

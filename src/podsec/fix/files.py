@@ -1,5 +1,5 @@
 """The side-effecting part of ``podsec fix``: read inputs as they are, show diffs, write files atomically,
-and run the trace on the fixed manifests."""
+and find the image's own account for a program."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import difflib
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from podsec.errors import InputError
 
@@ -79,17 +80,28 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
-def trace_fixed(inputs: Sequence[tuple[str, str, str]], *, duration: float, root: str, state: str, runtime: str,
-                volume_dirs: Mapping[str, str] | None) -> dict[str, list]:
-    """Run the trace on the fixed texts ((path, display, text) each); the pod traces per path.
+def account_lookup(root: str) -> Any:
+    """(image ref, command) → the image's own account for the program (:func:`podsec.fix.account.choose_account`),
+    from podsec's store at ``root``; None when there is no store."""
+    if not os.path.exists(os.path.join(root, "oci", "index.json")):
+        return None
+    from pathlib import Path
 
-    The fixed manifests are traced, not the originals: the app then runs as the user it will run as.
-    ``trace_texts`` is the text form of the interface's ``trace_files``, so messages name the real files.
-    """
-    from podsec.trace import TraceOptions, trace_texts
+    from podsec.errors import PodsecError
+    from podsec.fix.account import choose_account
+    from podsec.image.store import ImageStore
 
-    opts = TraceOptions(duration=duration, root=root, state=state, runtime=runtime, volume_dirs=volume_dirs)
-    out: dict[str, list] = {path: [] for path, _, _ in inputs}
-    for t in trace_texts(list(inputs), opts):
-        out[t.source].append(t)
-    return out
+    store = ImageStore(Path(root))
+    cache: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def lookup(ref: str, command: Sequence[str]) -> Any:
+        key = (ref, tuple(command))
+        if key not in cache:
+            try:
+                found = store.resolve(ref) is not None
+                cache[key] = choose_account(store.info(ref), Path(store.rootfs(ref)), command) if found else None
+            except PodsecError:
+                cache[key] = None
+        return cache[key]
+
+    return lookup

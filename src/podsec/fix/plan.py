@@ -23,6 +23,7 @@ drop privileges themselves through PUID/PGID) is left alone and reported as need
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ from podsec.model import ResolvedContainer, render_path
 from podsec.resolve import CONTAINER_KINDS, ImageLookup, image_user, resolve_pod
 
 DEFAULT_UID = 65532
+AccountLookup = Callable[[str, Sequence[str]], Any]
+"""(image ref, command) → :class:`podsec.fix.account.AccountChoice` or None."""
 LEVEL = "restricted"
 VERSION = "latest"
 
@@ -121,7 +124,8 @@ class _Container:
 
 
 class _Planner:
-    def __init__(self, wl: Workload, images: ImageLookup | None, uid: int) -> None:
+    def __init__(self, wl: Workload, images: ImageLookup | None, uid: int, accounts: AccountLookup | None = None,
+                 ) -> None:
         from podsec.policy.pss import evaluate
 
         self.wl = wl
@@ -129,6 +133,7 @@ class _Planner:
         self.psc = _d(self.spec.get("securityContext"))
         self.images = images
         self.uid = uid
+        self.accounts = accounts
         self.pod_patch = MapPatch()
         self.pod_what: list[str] = []
         self.humans: list[Human] = []
@@ -230,7 +235,20 @@ class _Planner:
                 return entry.uid, f"image USER {name} is uid {entry.uid} in its /etc/passwd"
             if entry is None:
                 return self.uid, f"image USER {name} is not in its /etc/passwd"
+        own = self._own_account(ct, image)
+        if own is not None:
+            return own.entry.uid, (f"image {ref} runs as root; {own.entry.name} (uid {own.entry.uid}) is the app's "
+                                   f"own account, which its files belong to: {own.why}")
         return self.uid, f"image {ref} runs as root"
+
+    def _own_account(self, ct: _Container, image: Any) -> Any:
+        """The image's account for the program the container runs (:mod:`podsec.fix.account`), if any."""
+        if self.accounts is None or not isinstance(ct.c.get("image"), str):
+            return None
+        command = ct.c.get("command") if isinstance(ct.c.get("command"), list) else list(image.entrypoint or ())
+        if not command:
+            command = ct.c.get("args") if isinstance(ct.c.get("args"), list) else list(image.cmd or ())
+        return self.accounts(ct.c["image"], [str(x) for x in command or ()])
 
     def _needs_uid(self, ct: _Container, covered_before: bool) -> tuple[int, str] | None:
         """None when the container's user already passes the kubelet's runAsNonRoot check."""
@@ -444,9 +462,11 @@ def _what_rank(text: str) -> int:
     return next((i for i, k in enumerate(_SC_ORDER) if k in head), len(_SC_ORDER))
 
 
-def plan_workload(wl: Workload, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID) -> WorkloadPlan:
-    """The changes that bring one workload toward restricted, with its summary and what needs a human."""
-    p = _Planner(wl, images, uid)
+def plan_workload(wl: Workload, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID,
+                  accounts: AccountLookup | None = None) -> WorkloadPlan:
+    """The changes that bring one workload toward restricted, with its summary and what needs a human.
+    ``accounts`` finds an image's own account for a program (a root image then runs as that, not ``uid``)."""
+    p = _Planner(wl, images, uid, accounts)
     p.plan()
     return p.result()
 

@@ -746,8 +746,8 @@ def seed_container(name: str, image: Any, path: str, volume: str, security_conte
     """An init container of the app's image that copies the image's ``path`` into the emptyDir ``volume``
     before the app starts, so the mount hides nothing the app needs (``cp -a`` keeps modes and links)."""
     c: dict[str, Any] = {"name": name, "image": image, "command": ["cp", "-a", f"{path.rstrip('/')}/.", SEED_MOUNT]}
-    if isinstance(security_context, dict) and security_context:
-        c["securityContext"] = {**materialize(security_context), "readOnlyRootFilesystem": True}
+    base = materialize(security_context) if isinstance(security_context, dict) else {}
+    c["securityContext"] = {**base, "readOnlyRootFilesystem": True}
     c["volumeMounts"] = [{"name": volume, "mountPath": SEED_MOUNT}]
     return c
 

@@ -101,9 +101,12 @@ def _failed_seeds(pod: PodTrace, base: PodTrace) -> str:
 
 
 def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any, store: Any, *,
-             prove: bool = False) -> Verdict:
+             prove: bool = False, new_context: bool = False) -> Verdict:
     """Run ``start_text`` patched with mounts for ``base``'s fixable containers until each runs as well as in
-    ``base`` with no write outside its mounts, or is given up with a reason; ``opts.rounds`` runs at most."""
+    ``base`` with no write outside its mounts, or is given up with a reason; ``opts.rounds`` runs at most.
+
+    ``new_context``: ``start_text`` is not what ``base`` ran (``fix``: a new user, no capabilities), so every
+    container that ran well in ``base`` must still, read-only or not, and the pod runs even without mounts."""
     from podsec.trace.diff import ImageTree
     from podsec.trace.runner import trace_pod
 
@@ -114,7 +117,8 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
     for c in base.containers:
         if c.fixable:
             proposal.add(c.name, list(c.mounts))
-    if not active:
+    others = [c.name for c in base.containers if new_context and not c.fixable and c.ran and not c.failed]
+    if not active and not others:
         return verdict
     observe = dataclasses.replace(opts, keep_readonly=False, logs=None)
     tried_seed: set[str] = set()
@@ -137,11 +141,17 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
             return verdict
         ports = lost_ports(base, pod)
         changed = False
-        untouched = _untouched_failure(base, pod, proposal)
+        untouched = "" if new_context else _untouched_failure(base, pod, proposal)
         if untouched:
             verdict.inconclusive = untouched
             verdict.text = proposal.patch(start_text, display, base.doc_index)
             return verdict
+        for name in list(others):  # left writable, but running as the new user
+            before, after = base.container(name), pod.container(name)
+            why = worse(before, after) if before is not None and after is not None else None
+            if why is not None:
+                verdict.blockers[name] = why + (_failed_seeds(pod, base) if after and not after.ran else "")
+                others.remove(name)
         for name in list(active):
             before, after = base.container(name), pod.container(name)
             assert before is not None
@@ -214,11 +224,11 @@ def _remedy(name: str, before: ContainerTrace, after: ContainerTrace, proposal: 
                                      for m in proposal.mounts[name]]
             return (f'container "{name}": filled {", ".join(m.path for m in hiding)} from the image (hiding its '
                     f"empty entries broke it)")
-    if (before.volume_writes and proposal.fs_group is None and after.user is not None
-            and after.user != before.user and after.user[1] != 0):
-        proposal.fs_group = after.user[1]
-        return (f'container "{name}": fsGroup: {after.user[1]} (its volumes were written as uid '
-                f"{before.user[0] if before.user else '?'}; the new user needs them group-writable)")
+    if before.volume_writes and proposal.fs_group is None and after.user is not None and after.user != before.user:
+        gid = after.user[1] or after.user[0]  # the new user's group; its uid when that group is root's
+        proposal.fs_group = gid
+        return (f'container "{name}": fsGroup: {gid} (it wrote into its volumes as uid '
+                f"{before.user[0] if before.user else '?'}; as uid {after.user[0]} it needs them group-writable)")
     return ""
 
 
