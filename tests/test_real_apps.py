@@ -50,8 +50,9 @@ def deployment(name: str, image: str, container: dict, extra: dict | None = None
     }, sort_keys=False)
 
 
-NGINX = deployment("web", "debian-nginx:bookworm", {
-    "name": "nginx", "image": "debian-nginx:bookworm", "ports": [{"containerPort": 80}]})
+REPO = Path(__file__).resolve().parents[1]
+NGINX = (REPO / "examples" / "nginx.yaml").read_text()  # the README's example: a plain Deployment
+README = (REPO / "README.md").read_text()
 
 
 def pod_of(manifest: str, name: str) -> str:
@@ -122,6 +123,7 @@ def test_trace_nginx_hides_only_empty_entries_and_checks_it_by_running_again(app
     text = out.stdout
     assert "  listening on 80/tcp\n" in text
     assert re.search(r"^      /run            1 file, \d+ B +hides only 2 empty directories: lock, mount$", text, re.M)
+    assert "      /run            1 file, 2 B           hides only 2 empty directories: lock, mount\n" in README
     assert re.search(r"^      /var/lib/nginx  temporary files only +empty in the image$", text, re.M)
     assert re.search(r"^      /var/log/nginx  2 files, \d+ B +hides only 2 empty files: access.log, error.log$",
                      text, re.M), text
@@ -188,9 +190,11 @@ def run_fixed(apps: Podsec, tmp_path: Path, fixed: str, pod: str, port: int) -> 
 
 def test_fix_trace_makes_debian_nginx_restricted_read_only_and_www_data(apps: Podsec, tmp_path: Path) -> None:
     fixed, lines = fix_trace(apps, tmp_path, "web", NGINX)
-    assert ("web.yaml:14: Deployment/web: pod: runAsNonRoot: true, runAsUser: 33 (image debian-nginx:bookworm runs "
-            "as root; www-data (uid 33) is the app's own account, which its files belong to: its "
-            "/etc/nginx/nginx.conf runs nginx as www-data), seccompProfile: RuntimeDefault") in lines, lines
+    chosen = ("web.yaml:14: Deployment/web: pod: runAsNonRoot: true, runAsUser: 33 (image debian-nginx:bookworm runs "
+              "as root; www-data (uid 33) is the app's own account, which its files belong to: its "
+              "/etc/nginx/nginx.conf runs nginx as www-data), seccompProfile: RuntimeDefault")
+    assert chosen in lines, lines
+    assert chosen.replace("web.yaml", "examples/nginx.yaml") in README  # the README shows this run
     [done] = [ln for ln in lines if "readOnlyRootFilesystem: true, emptyDir:" in ln]
     assert re.fullmatch(r'web\.yaml:1: Deployment/web: container "nginx": readOnlyRootFilesystem: true, emptyDir: '
                         r"/run, /var/lib/nginx, /var/log/nginx \(traced: \d runs? as uid 33, then read-only: still "
