@@ -7,8 +7,8 @@ nothing. The evidence, strongest first, each naming an account of the image's /e
 
 1. a systemd unit of the image that starts the same program with ``User=``;
 2. the app's own config (``/etc/<app>/``) saying ``user NAME`` (nginx's ``user www-data;``);
-3. the account owning the app's directories and files (``/var/lib/<app>``, ``/var/log/<app>``, ``/run/<app>``,
-   ``/var/cache/<app>``, ``/etc/<app>``);
+3. the account owning the app's directories and files (``/var/lib/<app>*``, ``/var/log/<app>*``, ``/run/<app>*``,
+   ``/var/cache/<app>*``, ``/etc/<app>*``);
 4. an account named after the program (``redis`` for ``redis-server``).
 
 A shell command (``sh -c …``) names no program, so there is no evidence and the caller keeps its default.
@@ -125,13 +125,12 @@ def from_owners(tree: ImageTree, info: ImageInfo, prog: str) -> AccountChoice | 
     owners: Counter[int] = Counter()
     where: dict[int, str] = {}
     seen = 0
-    for stem in stems(prog):
-        for base in APP_DIRS:
-            top = join(base, stem)
-            todo = [top] if tree.kind(top) == "dir" else []
+    names = stems(prog)
+    for base in APP_DIRS:
+        for top in [join(base, n) for n in tree.entries(base) if any(n.startswith(s) for s in names)]:
+            todo = [top] if tree.kind(top) == "dir" else []  # /var/lib/postgresql for postgres
             while todo and seen < MAX_FILES:
                 d = todo.pop()
-                st = tree.lstat(d)
                 paths = [d] + [join(d, n) for n in tree.entries(d)]
                 for path in paths:
                     st = tree.lstat(path)

@@ -57,7 +57,7 @@ def solve_file(path: str, display: str, original: str, fixed: str, opts: Any, st
     out = Solved(fixed)
     for base in bases:
         where, label = _where(base, display)
-        if base.interrupted:
+        if base.interrupted or out.interrupted:
             out.interrupted = True
             continue
         if base.error:
@@ -74,6 +74,7 @@ def solve_file(path: str, display: str, original: str, fixed: str, opts: Any, st
                 out.notes.append(f'{where}: {label}: container "{c.name}": readOnlyRootFilesystem not set, it would '
                                  f"break the app: {'; '.join(c.problems)}")
         verdict = converge((path, display), base, out.text, opts, store, prove=True, new_context=True)
+        out.interrupted = out.interrupted or verdict.interrupted
         out.text = verdict.text
         out.notes += [f"{where}: {label}: {n}" for n in verdict.notes]
         if verdict.inconclusive:

@@ -75,6 +75,8 @@ class Verdict:
     """What the loop changed on the way (filled from the image, fsGroup), for the report."""
     inconclusive: str = ""
     """Why the runs could not check the proposal (it is kept, unchecked)."""
+    interrupted: bool = False
+    """Ctrl-C stopped a run: nothing after it ran."""
 
 
 def _target(path: str, display: str, text: str, base: PodTrace, namespace: str | None) -> Any:
@@ -132,8 +134,9 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
         verdict.rounds += 1
         last = pod
         if pod.interrupted:
+            verdict.interrupted = True
             for n in active:
-                verdict.blockers[n] = "interrupted before its run under the proposed mounts ended"
+                verdict.blockers[n] = "was interrupted before its run under the proposed mounts ended"
             return verdict
         if pod.error:
             for n in active:
@@ -241,11 +244,14 @@ def _prove(verdict: Verdict, path: str, display: str, base: PodTrace, opts: Any,
     target = _target(path, display, verdict.text, base, opts.namespace)
     pod, _ = trace_pod(target, dataclasses.replace(opts, keep_readonly=True, logs=None), store)
     verdict.proof = pod
+    verdict.interrupted = verdict.interrupted or pod.interrupted
     ports = lost_ports(base, pod)
     for name in list(verdict.verified):
         before, after = base.container(name), pod.container(name)
         assert before is not None
         why = worse(before, after) if after is not None else "is not in the pod"
+        if pod.interrupted:
+            why = "was interrupted before the read-only run ended"
         if why is None and ports and before.stopped and not before.init:
             why = f"no longer listens on {', '.join(ports)}"
         if why is not None:
@@ -268,6 +274,7 @@ def apply_verdict(pod: PodTrace, verdict: Verdict) -> None:
             c.verified = verdict.verified[c.name].status
         elif c.name in verdict.blockers:
             c.problems.append(f"run again under the proposed mounts, it {verdict.blockers[c.name]}")
+    pod.interrupted = pod.interrupted or verdict.interrupted
     if verdict.inconclusive:
         pod.notes.append(f"the mounts are not checked: {verdict.inconclusive}")
     pod.fs_group = verdict.proposal.fs_group if verdict.verified else None
