@@ -403,6 +403,15 @@ def trace_pod(target: Target, opts: TraceOptions, store: Any) -> tuple[PodTrace,
     return pod, runner
 
 
+def unpack_images(targets: Sequence[Target], store: Any) -> None:
+    """Unpack every image the targets run before any clock starts: ``--duration`` is the app's time, and a
+    first unpack of a large image (hundreds of MB) would otherwise eat it."""
+    refs = {str(c.get("image")) for t in targets for k in ("initContainers", "containers")
+            for c in t.spec.get(k) or () if isinstance(c, dict) and c.get("image")}
+    for ref in sorted(refs):
+        store.rootfs(ref)
+
+
 def trace_verified(target: Target, text: str, opts: TraceOptions, store: Any) -> PodTrace:
     """Trace one workload, then (``opts.verify``) run it again under the proposed mounts and keep only the
     ones it runs as well with (``text``: its file's text, which the mounts are patched into)."""
@@ -425,6 +434,7 @@ def trace_texts(inputs: Sequence[tuple[str, str, str]], opts: TraceOptions) -> l
     store = ImageStore(Path(opts.root))
     for t in targets:
         check_images(PodRequest(t.metadata, t.spec), store)
+    unpack_images(targets, store)
     if len(targets) > 1 and opts.jobs > 1:
         from podsec.trace.pool import run_parallel
 

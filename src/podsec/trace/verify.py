@@ -126,6 +126,8 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
     tried_seed: set[str] = set()
     last: PodTrace | None = None
     images: dict[str, str] = {}
+    pending: set[str] = set(active)
+    """Containers whose proposal changed after their last run (checked by none yet)."""
     while verdict.rounds < opts.rounds:
         text = proposal.patch(start_text, display, base.doc_index)
         target = _target(path, display, text, base, opts.namespace)
@@ -144,6 +146,7 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
             return verdict
         ports = lost_ports(base, pod)
         changed = False
+        pending = set()
         untouched = "" if new_context else _untouched_failure(base, pod, proposal)
         if untouched:
             verdict.inconclusive = untouched
@@ -170,6 +173,7 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
                 if fix:
                     verdict.notes.append(fix)
                     changed = True
+                    pending.add(name)
                     continue
                 verdict.blockers[name] = why + (_failed_seeds(pod, base) if not after.ran else "")
                 active.remove(name)
@@ -180,14 +184,16 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
                 continue
             if after.mounts and proposal.add(name, list(after.mounts)):
                 changed = True
+                pending.add(name)
         if not changed or not active:
             break
     else:
-        for name in active:
+        for name in [n for n in active if n in pending]:
             c = last.container(name) if last else None
             more = ", ".join(m.path for m in c.mounts) if c else ""
-            verdict.blockers[name] = f"still wrote outside its mounts after {verdict.rounds} runs ({more})"
-        active = []
+            verdict.blockers[name] = (f"still wrote outside its mounts after {verdict.rounds} runs ({more})" if more
+                                      else f"did not run as well as before in {verdict.rounds} runs")
+            active.remove(name)
     for name in list(proposal.mounts):
         if name not in active:
             del proposal.mounts[name]
