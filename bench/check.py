@@ -1,6 +1,13 @@
 """Benchmark `podsec check` against checkov and bare YAML parses of the same corpus, side by side.
 
 Usage: python bench/check.py [--docs 10000] [--repeat 3] [--no-checkov]
+       python bench/check.py --scale [--scale-docs 100000] [--baseline-src DIR]
+
+``--scale`` measures bounded memory instead: ``check`` of 100,000 small Pods (one file, and 100 files),
+for table, json and sarif output, printing wall time and the peak resident memory of the whole process
+tree (podsec and its workers, sampled from /proc every 20 ms). Goal: under 8 s and 300 MB on 2 cores.
+With ``--baseline-src`` (a ``src`` directory of another podsec checkout) the same runs of that code are
+printed beside, for before/after figures.
 
 Generates a corpus of mixed workload documents (Pods, Deployments, StatefulSets, DaemonSets,
 Jobs, CronJobs, with good and bad securityContexts) in a temp dir, then times whole processes
@@ -171,8 +178,91 @@ def checkov_bin(skip: bool) -> str | None:
     return exe
 
 
+SMALL_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: pod-{i}
+  namespace: team-{ns}
+spec:
+  containers:
+  - name: app
+    image: registry.example/app:{tag}
+    securityContext:
+      runAsUser: {uid}
+"""
+
+
+def make_small_pods(n: int, dest: Path, files: int) -> None:
+    """``n`` small Pods spread over ``files`` files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    per = -(-n // files)
+    for f in range(files):
+        docs = [SMALL_POD.format(i=i, ns=i % 7, tag=i % 50, uid=1000 + i % 3)
+                for i in range(f * per, min(n, (f + 1) * per))]
+        (dest / f"pods{f:04d}.yaml").write_text("---\n".join(docs))
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (0 when gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def measured(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+    """(wall seconds, peak resident bytes of the process tree) of one run."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.02)
+    wall = time.perf_counter() - t
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode not in (0, 1):
+        sys.exit(f"bench: {' '.join(cmd[:4])}… failed ({proc.returncode}): {err[-500:]}")
+    return wall, peak
+
+
+def scale(args: argparse.Namespace, podsec: str) -> None:
+    runner = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from podsec.cli import main; "
+              "sys.argv[0] = 'podsec'; main()")
+    variants = [("new", [podsec])]
+    if args.baseline_src:
+        variants.append(("baseline", [sys.executable, "-c", runner, args.baseline_src]))
+    with tempfile.TemporaryDirectory(prefix="podsec-bench-") as tmp:
+        env = {**os.environ, "PODSEC_ROOT": str(Path(tmp) / "no-store")}
+        for files in (1, 100):
+            corpus = Path(tmp) / f"pods-{files}"
+            make_small_pods(args.scale_docs, corpus, files)
+            print(f"{args.scale_docs} small Pods in {files} file(s), best of {args.repeat}:")
+            for fmt in ("table", "json", "sarif"):
+                for name, cmd in variants:
+                    runs = [measured([*cmd, "check", "--no-images", "-o", fmt, str(corpus)], env)
+                            for _ in range(args.repeat)]
+                    wall = min(r[0] for r in runs)
+                    peak = max(r[1] for r in runs)
+                    ok = "ok" if wall < 8 and peak < 300 * 2**20 else "over goal"
+                    print(f"  -o {fmt:<6} {name:<9} {wall:7.2f} s   peak RSS {peak / 2**20:7.0f} MB   ({ok})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", action="store_true", help="bounded-memory runs on 100,000 small Pods")
+    ap.add_argument("--scale-docs", type=int, default=100_000)
+    ap.add_argument("--baseline-src", help="with --scale: a podsec src/ directory to measure beside")
     ap.add_argument("--docs", type=int, default=10000)
     ap.add_argument("--checkov-docs", type=int, default=1000,
                     help="checkov is slow: run it on the first N documents and scale linearly")
@@ -180,6 +270,9 @@ def main() -> None:
     ap.add_argument("--no-checkov", action="store_true")
     args = ap.parse_args()
     podsec = shutil.which("podsec") or str(Path(sys.executable).parent / "podsec")
+    if args.scale:
+        scale(args, podsec)
+        return
     with tempfile.TemporaryDirectory(prefix="podsec-bench-") as tmp:
         corpus = Path(tmp) / "corpus"
         make_corpus(args.docs, corpus)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from podsec.cli_trace import parse_duration
+from podsec.duration import parse_duration
 from podsec.trace.model import Change, ContainerTrace, MountDir, PodTrace
 from podsec.trace.report import human_size, render_text, traces_dict
 

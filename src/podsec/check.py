@@ -5,18 +5,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from podsec.findings import Finding
-from podsec.gcpause import no_cyclic_gc
 from podsec.manifest.kinds import Workload
 from podsec.manifest.loader import K8sObject, LoadResult
 from podsec.model import ResolvedPod, render_path
 from podsec.resolve import ImageLookup, resolve_pod
 
 if TYPE_CHECKING:
-    from podsec.admit import AdmittedPod
+    from podsec.admit import AdmitOptions, AdmittedPod
+    from podsec.errors import PodsecError
+    from podsec.report.check_report import Problem
 
 PSS_SEVERITY = "high"
 DEFAULT_LEVEL = "restricted"
@@ -69,42 +71,47 @@ def namespace_policies(objects: list[K8sObject]) -> tuple[dict[str, Policy], lis
     return out, errors
 
 
-def analyze(
-    loaded: LoadResult,
-    *,
-    level: str | None = None,
-    version: str | None = None,
-    images: ImageLookup | None = None,
-    allow_privileged: bool = True,
-    feature_gates: frozenset[str] = frozenset(),
-    validate: str = "strict",
-) -> Analysis:
-    """Check every workload in ``loaded``; raises InputError (exit 2) on undecodable input."""
-    from podsec.admit import AdmitOptions, admit
-    from podsec.features import FeatureGates
-    from podsec.policy.checks import run_checks
-    from podsec.policy.pss import evaluate
+@dataclass(slots=True)
+class Analyzer:
+    """Judges one object at a time, so any number of objects can stream through (see :func:`iter_results`)."""
 
-    ns_policies, ns_errors = namespace_policies(loaded.objects)
-    options = AdmitOptions(feature_gates=FeatureGates.from_names(feature_gates), allow_privileged=allow_privileged,
-                           field_validation=validate, kube_version=version)
-    reports: list[WorkloadReport] = []
-    admission = admit(loaded.objects, options)
-    for admitted in admission.pods:
+    level: str | None = None
+    version: str | None = None
+    images: ImageLookup | None = None
+    allow_privileged: bool = True
+    feature_gates: frozenset[str] = frozenset()
+    validate: str = "strict"
+    ns_policies: dict[str, Policy] = field(default_factory=dict)
+
+    def admit_options(self) -> AdmitOptions:
+        from podsec.admit import AdmitOptions
+        from podsec.features import FeatureGates
+
+        return AdmitOptions(feature_gates=FeatureGates.from_names(self.feature_gates),
+                            allow_privileged=self.allow_privileged, field_validation=self.validate,
+                            kube_version=self.version)
+
+    def policy(self, wl: Workload) -> Policy:
+        level, version, ns = self.level, self.version, self.ns_policies
+        if level is not None:
+            return Policy(level, version or "latest", "--level")
+        if wl.namespace and wl.namespace in ns:
+            policy = ns[wl.namespace]
+            return Policy(policy.level, version, policy.source + " (--version)") if version is not None else policy
+        if not wl.namespace and "default" in ns:
+            return ns["default"]
+        return Policy(DEFAULT_LEVEL, version or "latest", "default")
+
+    def judge(self, admitted: AdmittedPod) -> WorkloadReport:
+        """The report of one admitted workload: API errors, Pod Security Standards, podsec's own checks."""
+        from podsec.policy.checks import run_checks
+        from podsec.policy.pss import evaluate
+
         wl = admitted.workload
         api = strict_findings(admitted) + api_findings(admitted)
         findings: list[Finding] = []
-        if level is not None:
-            policy = Policy(level, version or "latest", "--level")
-        elif wl.namespace and wl.namespace in ns_policies:
-            policy = ns_policies[wl.namespace]
-            if version is not None:
-                policy = Policy(policy.level, version, policy.source + " (--version)")
-        elif not wl.namespace and "default" in ns_policies:
-            policy = ns_policies["default"]
-        else:
-            policy = Policy(DEFAULT_LEVEL, version or "latest", "default")
-        resolved = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
+        policy = self.policy(wl)
+        resolved = resolve_pod(wl.pod_metadata(), wl.spec, self.images, kind=wl.kind)
         pss = evaluate(wl.metadata, wl.spec, policy.level, policy.version)
         for fail in pss.failures:
             paths = list(fail.fields) or [("spec",)]
@@ -117,12 +124,41 @@ def analyze(
                     extra={"paths": [tuple(p) for p in paths]},
                 )
             )
-        findings += run_checks(wl.metadata, wl.spec, resolved, feature_gates, images)
+        findings += run_checks(wl.metadata, wl.spec, resolved, self.feature_gates, self.images)
         for f in findings:
             f.field = wl.field(f.path)
             f.line = wl.line_of(f.path)
-        reports.append(WorkloadReport(wl, resolved, policy, pss, api + findings))
-    return Analysis(reports, loaded.objects, ns_errors + admission.warnings(located=True))
+        return WorkloadReport(wl, resolved, policy, pss, api + findings)
+
+    def object_reports(self, obj: K8sObject, warn: Callable[[str], None]) -> list[WorkloadReport]:
+        """Admit and judge one loaded object (none for kinds without a pod template); raises PodsecError when
+        it cannot be decoded. kubectl's ``Warning:`` lines for dropped unknown fields go to ``warn``."""
+        from podsec.admit import admit
+
+        admission = admit([obj], self.admit_options())
+        for line in admission.warnings(located=True):
+            warn(line)
+        return [self.judge(p) for p in admission.pods]
+
+
+def analyze(
+    loaded: LoadResult,
+    *,
+    level: str | None = None,
+    version: str | None = None,
+    images: ImageLookup | None = None,
+    allow_privileged: bool = True,
+    feature_gates: frozenset[str] = frozenset(),
+    validate: str = "strict",
+) -> Analysis:
+    """Check every workload in ``loaded``; raises InputError (exit 2) on undecodable input."""
+    ns_policies, ns_errors = namespace_policies(loaded.objects)
+    analyzer = Analyzer(level, version, images, allow_privileged, feature_gates, validate, ns_policies)
+    reports: list[WorkloadReport] = []
+    warnings: list[str] = []
+    for obj in loaded.objects:
+        reports += analyzer.object_reports(obj, warnings.append)
+    return Analysis(reports, loaded.objects, ns_errors + warnings)
 
 
 def strict_findings(admitted: AdmittedPod) -> list[Finding]:
@@ -214,81 +250,273 @@ def report_dict(r: WorkloadReport) -> dict:
     }
 
 
-def check_files(files: list[str], **options: object) -> tuple[list[dict], list[str]]:
-    """Load and analyze files; the report dicts and the namespace-label warnings."""
-    from podsec.manifest.loader import load
-
-    with no_cyclic_gc():
-        analysis = analyze(load(files), **options)  # type: ignore[arg-type]
-        return [report_dict(r) for r in analysis.reports], analysis.namespace_errors
-
+# -- streaming: any number of files and documents, in bounded memory ------------------------------------------
 
 PARALLEL_MIN_BYTES = 1_000_000
+BATCH_DOCS = 500
+"""Documents parsed at a time from one file (a 100,000-document stream is never held as objects at once)."""
+SPLIT_MIN_BYTES = 2_000_000
+"""A file at least this big is shared among the workers by ranges of documents."""
 
 
-def _worker(args: tuple[list[str], dict]) -> tuple[str, object]:
-    from podsec.errors import PodsecError
+def iter_results(paths: list[str], *, jobs: int | None = None, warn: Callable[[str], None] | None = None,
+                 **options: Any) -> Iterator[dict | Problem]:
+    """Each workload's report dict (the JSON contract's entry) or a :class:`Problem` (a file or document that
+    could not be used), in input order, one at a time.
 
-    files, options = args
-    try:
-        return "ok", check_files(files, **options)
-    except PodsecError as exc:
-        return "error", exc
-
-
-def check_paths(paths: list[str], jobs: int | None = None, **options: object) -> tuple[list[dict], list[str]]:
-    """Analyze paths, on several cores when the input is large and has no Namespace objects.
-
-    Workers are forked after the imports are done, each takes a contiguous share of the files
-    (so results keep file order), and the first input error in file order wins, as it would serially.
+    A file that cannot be read or parsed is a problem and the next file is checked; a document that cannot be
+    decoded is a problem and the next document is checked. YAML documents that are not Kubernetes objects
+    (no apiVersion and no kind: configuration files, Helm values) are skipped in files found in directories,
+    counted in a note to ``warn``; in a file named on the command line they are problems. Namespace objects
+    anywhere in the input set the policy of their pods, so files that mention one are read first. On several
+    cores (``jobs``) large inputs are shared among forked workers, which write their results to temporary
+    files that are read back in order.
     """
     import os
 
-    from podsec.manifest.loader import iter_manifest_files
+    from podsec.manifest.loader import walk
 
-    files = list(iter_manifest_files(paths))
+    say = warn or (lambda _line: None)
+    entries = list(walk(paths))
+    stdin = _read_stdin() if any(e.path == "-" for e in entries) else None
+    ns_policies, ns_errors = _namespace_prepass(entries, stdin)
+    for e in ns_errors:
+        say(f"podsec: warning: {e}")
+    analyzer = Analyzer(ns_policies=ns_policies, **options)
+    stats = _Skipped()
+    usable = []
+    for e in entries:
+        if e.error is not None:
+            yield _problem(e.error)
+        elif e.skip:
+            say(f"podsec: warning: {e.path}: skipped: {e.skip}")
+        else:
+            usable.append(e)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    if jobs > 1 and len(files) >= 2 * jobs and "-" not in files:
-        sizes = [os.path.getsize(f) for f in files]
-        if sum(sizes) >= PARALLEL_MIN_BYTES and not _mentions_namespace(files):
-            return _check_parallel(files, sizes, jobs, options)
-    return check_files(files, **options)
+    units = _units(usable, jobs) if jobs > 1 and stdin is None and analyzer.images is None else None
+    if units:
+        yield from _parallel(units, jobs, analyzer, stats, say)
+    else:
+        for e in usable:
+            yield from _entry_results(e.path, e.named, analyzer, stats, say, stdin if e.path == "-" else None)
+    if stats.docs:
+        say(f"podsec: note: skipped {stats.docs} YAML document{'s' if stats.docs != 1 else ''} that "
+            f"{'are' if stats.docs != 1 else 'is'} not Kubernetes objects (no apiVersion/kind) in {len(stats.files)} "
+            f"file{'s' if len(stats.files) != 1 else ''}")
 
 
-def _mentions_namespace(files: list[str]) -> bool:
-    for f in files:
-        with open(f, "rb") as fh:
-            if b"Namespace" in fh.read():
-                return True
-    return False
+@dataclass(slots=True)
+class _Skipped:
+    docs: int = 0
+    files: set[str] = field(default_factory=set)
 
 
-def _check_parallel(files: list[str], sizes: list[int], jobs: int, options: dict) -> tuple[list[dict], list[str]]:
+def _problem(exc: PodsecError) -> Problem:
+    from podsec.report.check_report import Problem
+
+    return Problem(exc.file or "", exc.line, exc.render())
+
+
+def _read_stdin() -> str:
+    from podsec.manifest.loader import read_text
+
+    return read_text("-")[1]
+
+
+def _namespace_prepass(entries: list, stdin: str | None) -> tuple[dict[str, Policy], list[str]]:
+    """Namespace objects (their enforce labels) from the files that mention one; unusable files are skipped here
+    (the main pass reports them)."""
+    from podsec.errors import PodsecError
+    from podsec.manifest.loader import load_text, read_text
+
+    objects: list[K8sObject] = []
+    for e in entries:
+        if e.error is not None or e.skip:
+            continue
+        try:
+            if e.path == "-":
+                name, text = "<stdin>", stdin or ""
+            else:
+                if not _mentions(e.path, b"Namespace"):
+                    continue
+                name, text = read_text(e.path)
+            if "Namespace" not in text:
+                continue
+            found: list[K8sObject] = []
+            load_text(found, name, text, e.named)
+        except PodsecError:
+            continue
+        objects += [o for o in found if o.kind == "Namespace"]
+    return namespace_policies(objects)
+
+
+def _mentions(path: str, word: bytes) -> bool:
+    import os
+    import stat
+
+    from podsec.manifest import loader
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > loader.MAX_FILE_BYTES:
+            return False
+        with open(path, "rb") as fh:
+            return word in fh.read()
+    except OSError:
+        return False
+
+
+def _entry_results(path: str, named: bool, analyzer: Analyzer, stats: _Skipped, say: Callable[[str], None],
+                   text: str | None = None, lo: int = 0, hi: int | None = None) -> Iterator[dict | Problem]:
+    """The results of one file (documents ``lo`` to ``hi``), parsed :data:`BATCH_DOCS` documents at a time."""
+    from podsec.errors import PodsecError
+    from podsec.manifest.loader import add_object, parse_chunks, read_text, split_documents
+
+    try:
+        name, text = ("<stdin>", text) if text is not None else read_text(path)
+        chunks = split_documents(text)
+    except PodsecError as exc:
+        yield _problem(exc)
+        return
+    end = len(chunks) if hi is None else min(hi, len(chunks))
+    for start in range(lo, end, BATCH_DOCS):
+        batch = chunks[start:min(end, start + BATCH_DOCS)]
+        try:
+            whole = text if len(batch) == len(chunks) else None
+            docs = parse_chunks(name, whole, batch, start)
+        except PodsecError as exc:
+            yield _problem(exc)
+            return
+        for src, doc in docs:
+            if not named and not (isinstance(doc, dict) and ("kind" in doc or "apiVersion" in doc)):
+                stats.docs += 1
+                stats.files.add(name)
+                continue
+            objects: list[K8sObject] = []
+            try:
+                add_object(objects, doc, src)
+            except PodsecError as exc:
+                yield _problem(exc)
+                continue
+            for obj in objects:
+                try:
+                    reports = analyzer.object_reports(obj, say)
+                except PodsecError as exc:
+                    yield _problem(exc)
+                    continue
+                for r in reports:
+                    yield report_dict(r)
+
+
+def _units(entries: list, jobs: int) -> list[tuple[str, bool, int, int | None, int]] | None:
+    """(path, named, first doc, end doc, bytes) work units for the workers, or None when the input is too small
+    to gain from them: whole files, and ranges of documents of a big file."""
+    import os
+
+    from podsec.errors import PodsecError
+    from podsec.manifest.loader import read_text, split_documents
+
+    sizes = []
+    for e in entries:
+        try:
+            sizes.append(os.stat(e.path).st_size)
+        except OSError:
+            sizes.append(0)
+    total = sum(sizes)
+    if total < PARALLEL_MIN_BYTES:
+        return None
+    units: list[tuple[str, bool, int, int | None, int]] = []
+    for e, size in zip(entries, sizes):
+        if size >= SPLIT_MIN_BYTES:
+            try:
+                n = len(split_documents(read_text(e.path)[1]))
+            except PodsecError:
+                n = 1
+            step = max(1, -(-n // (jobs * 2)))
+            units += [(e.path, e.named, lo, lo + step, size * min(step, n - lo) // max(n, 1))
+                      for lo in range(0, n, step)]
+        else:
+            units.append((e.path, e.named, 0, None, size))
+    return units if len(units) >= 2 else None
+
+
+def _parallel(units: list[tuple[str, bool, int, int | None, int]], jobs: int, analyzer: Analyzer,
+              stats: _Skipped, say: Callable[[str], None]) -> Iterator[dict | Problem]:
+    """Share ``units`` among ``jobs`` forked workers, contiguously by size so results keep input order; each
+    writes its items to a temporary file, read back in order as the workers finish."""
     import multiprocessing as mp
+    import tempfile
+
+    import orjson
 
     # Warm the imports before forking so workers start ready.
+    import podsec.api.strict
     import podsec.api.types
     import podsec.api.validation
     import podsec.policy.checks
     import podsec.policy.pss  # noqa: F401
+    from podsec.report.check_report import Problem
 
-    total = sum(sizes)
-    chunks: list[list[str]] = [[] for _ in range(jobs)]
+    total = sum(u[4] for u in units) or 1
+    shares: list[list] = [[] for _ in range(jobs)]
     acc, k = 0, 0
-    for f, sz in zip(files, sizes):
+    for u in units:
         if acc >= total * (k + 1) / jobs and k < jobs - 1:
             k += 1
-        chunks[k].append(f)
-        acc += sz
+        shares[k].append(u)
+        acc += u[4]
+    shares = [s for s in shares if s]
     ctx = mp.get_context("fork")
-    with ctx.Pool(jobs) as pool, no_cyclic_gc():
-        parts = pool.map(_worker, [(c, options) for c in chunks if c])
-    results: list[dict] = []
-    warnings: list[str] = []
-    for status, value in parts:
-        if status == "error":
-            raise value  # type: ignore[misc]
-        res, warn = value  # type: ignore[misc]
-        results += res
-        warnings += warn
-    return results, warnings
+    with tempfile.TemporaryDirectory(prefix="podsec-check-") as tmp:
+        procs = []
+        for i, share in enumerate(shares):
+            out = f"{tmp}/{i}.jsonl"
+            proc = ctx.Process(target=_work, args=(share, analyzer, out), daemon=True)
+            proc.start()
+            procs.append((proc, out))
+        try:
+            for proc, out in procs:
+                proc.join()
+                if proc.exitcode != 0:
+                    raise RuntimeError(f"a check worker failed (exit {proc.exitcode})")
+                with open(out, "rb") as fh:
+                    for line in fh:
+                        kind, value = orjson.loads(line)
+                        if kind == "r":
+                            yield value
+                        elif kind == "p":
+                            yield Problem(*value)
+                        elif kind == "w":
+                            say(value)
+                        else:
+                            stats.docs += value[0]
+                            stats.files.update(value[1])
+        finally:
+            for proc, _ in procs:
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+
+
+def _work(share: list, analyzer: Analyzer, out: str) -> None:
+    """A worker: the items of its units, one JSON line each (``["r", result]``, ``["p", problem]``, ``["w", line]``,
+    then ``["s", [documents skipped, files]]``)."""
+    import gc
+
+    import orjson
+
+    from podsec.report.check_report import Problem
+
+    gc.disable()  # see podsec.gcpause: refcounting frees everything here
+    stats = _Skipped()
+    with open(out, "wb") as fh:
+        def say(line: str) -> None:
+            fh.write(orjson.dumps(["w", line]) + b"\n")
+
+        for path, named, lo, hi, _ in share:
+            for item in _entry_results(path, named, analyzer, stats, say, None, lo, hi):
+                if isinstance(item, Problem):
+                    fh.write(orjson.dumps(["p", [item.file, item.line, item.message]]) + b"\n")
+                else:
+                    fh.write(orjson.dumps(["r", item]) + b"\n")
+        fh.write(orjson.dumps(["s", [stats.docs, sorted(stats.files)]]) + b"\n")

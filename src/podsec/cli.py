@@ -25,8 +25,56 @@ FORMATS_CHECK = ("table", "json", "yaml", "sarif", "junit")
 SEVERITY_CHOICES = ("critical", "high", "medium", "low", "info")
 
 
+GLOBAL_OPTIONS = ("--root", "--state", "--max-file-size")
+"""Options of ``podsec`` itself (each takes a value); accepted after the subcommand too, as kubectl's are."""
+
+
+def hoist_global_options(args: list[str], command_options: Callable[[str], set[str]]) -> list[str]:
+    """``podsec run --root X -f p.yaml`` → ``podsec --root X run -f p.yaml``: global options given after the
+    subcommand move before it (unless the subcommand has an option of that name; nothing after ``--`` moves)."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in GLOBAL_OPTIONS:
+            i += 2
+            continue
+        if not a.startswith("-") or a == "-":
+            break
+        i += 1
+    if i >= len(args):
+        return args
+    own = command_options(args[i])
+    front: list[str] = []
+    rest: list[str] = []
+    j = i + 1
+    while j < len(args):
+        a = args[j]
+        if a == "--":
+            rest += args[j:]
+            break
+        name = a.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS and name not in own:
+            if "=" in a:
+                front.append(a)
+                j += 1
+                continue
+            front += args[j:j + 2]
+            j += 2
+            continue
+        rest.append(a)
+        j += 1
+    return args[:i] + front + [args[i]] + rest
+
+
 class PodsecGroup(click.Group):
     """Turns podsec errors into one line and an exit code instead of a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        def command_options(name: str) -> set[str]:
+            cmd = self.get_command(ctx, name)
+            return {o for p in (cmd.params if cmd else ()) for o in getattr(p, "opts", ())}
+
+        return super().parse_args(ctx, hoist_global_options(list(args), command_options))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,14 +100,33 @@ class PodsecGroup(click.Group):
 
 @click.group(cls=PodsecGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="podsec")
-@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="PODSEC_ROOT",
-              help="Image store directory.")
-@click.option("--state", default=DEFAULT_STATE, show_default=True, envvar="PODSEC_STATE",
-              help="Directory for running pods' state.")
+@click.option("--root", default=DEFAULT_ROOT, show_default=True, envvar="PODSEC_ROOT", show_envvar=True,
+              metavar="DIR", help="Image store directory (images, their layers and unpacked roots).")
+@click.option("--state", default=DEFAULT_STATE, show_default=True, envvar="PODSEC_STATE", show_envvar=True,
+              metavar="DIR", help="Directory for running pods' state.")
+@click.option("--max-file-size", default="64Mi", show_default=True, envvar="PODSEC_MAX_FILE_SIZE", show_envvar=True,
+              metavar="SIZE", callback=lambda _c, _p, v: _file_size(v),
+              help="The most a manifest file may hold (64Mi, 1Gi, bytes): a device or runaway file is never read "
+                   "without bound.")
 @click.pass_context
-def cli(ctx: click.Context, root: str, state: str) -> None:
-    """Make Kubernetes securityContext real on one machine: check, explain and run pods."""
+def cli(ctx: click.Context, root: str, state: str, max_file_size: int) -> None:
+    """Make Kubernetes securityContext real on one machine: check, explain and run pods.
+
+    The global options (--root, --state, --max-file-size) may also follow the subcommand.
+    """
+    from podsec.manifest import loader
+
+    loader.MAX_FILE_BYTES = max_file_size
     ctx.obj = {"root": root, "state": state}
+
+
+def _file_size(value: str) -> int:
+    from podsec.manifest.loader import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-file-size") from None
 
 
 def image_lookup(root: str) -> Callable[[str], Any] | None:
@@ -86,12 +153,15 @@ def _load(files: tuple[str, ...]) -> Any:
     from podsec.manifest.loader import load
 
     if not files:
-        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin")
+        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin (or -f FILE)")
     return load(files)
 
 
-@cli.command()
-@click.argument("files", nargs=-1, metavar="FILE|DIR|-")
+@cli.command(epilog="Exit status: 0 clean; 1 a Pod Security denial or a finding at or above --fail-on; 2 a file or "
+                    "document could not be used (the rest is still checked and reported).")
+@click.argument("files", nargs=-1, metavar="[FILE|DIR|-]...")
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
+              help="Manifests to check (repeatable; the same as giving them as arguments).")
 @click.option("--level", type=click.Choice(("privileged", "baseline", "restricted")),
               help="Pod Security Standards level (default: a Namespace's enforce label, else restricted).")
 @click.option("--version", "pss_version", metavar="v1.N|latest",
@@ -105,10 +175,11 @@ def _load(files: tuple[str, ...]) -> Any:
 @_validate_option()
 @_feature_gates_option()
 @click.pass_context
-def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_version: str | None, output: str,
-          fail_on: str, min_severity: str, no_images: bool, validate: str, feature_gates: Any) -> None:
+def check(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...], level: str | None,
+          pss_version: str | None, output: str, fail_on: str, min_severity: str, no_images: bool, validate: str,
+          feature_gates: Any) -> None:
     """Validate manifests as the API server would and judge them against Pod Security Standards."""
-    from podsec.check import check_paths
+    from podsec.check import iter_results
     from podsec.gcpause import no_cyclic_gc
     from podsec.policy.pss import parse_version
     from podsec.report import check_report as rep
@@ -118,47 +189,49 @@ def check(ctx: click.Context, files: tuple[str, ...], level: str | None, pss_ver
             parse_version(pss_version)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--version") from None
+    files = files + filenames
     if not files:
-        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin")
+        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin (or -f FILE)")
     images = None if no_images else image_lookup(ctx.obj["root"])
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    sink = rep.sink_for(output, sys.stdout, fail_on, min_severity)
     with no_cyclic_gc():  # a batch: see podsec.gcpause (rendering big outputs gains too)
-        results, warnings = check_paths(list(files), level=level, version=pss_version, images=images,
-                                        jobs=None if images is None else 1,
-                                        feature_gates=feature_gates.enabled_names, validate=validate)
-        for e in warnings:
-            click.echo(e if e.startswith("Warning: ") else f"podsec: warning: {e}", err=True)
-        if not results:
-            click.echo(f"podsec: note: {NO_WORKLOAD}", err=True)
-        out = sys.stdout
-        if output == "json":
-            rep.write_json(results, out)
-        elif output == "yaml":
-            rep.write_yaml(results, out)
-        elif output == "sarif":
-            rep.write_sarif(results, out)
-        elif output == "junit":
-            rep.write_junit(results, out, fail_on)
-        else:
-            rep.write_table(results, out, min_severity)
-        sys.exit(1 if rep.failed(results, fail_on) else 0)
+        for item in iter_results(list(files), jobs=None if images is None else 1, warn=say, level=level,
+                                 version=pss_version, images=images, feature_gates=feature_gates.enabled_names,
+                                 validate=validate):
+            if isinstance(item, rep.Problem):
+                say(f"podsec: {item.message}")
+                sink.problem(item)
+            else:
+                sink.result(item)
+        if not sink.count and not sink.problems:
+            say(f"podsec: note: {NO_WORKLOAD}")
+        sink.close()
+    sys.stdout.flush()
+    sys.exit(2 if sink.problems else 1 if sink.failed else 0)
 
 
 @cli.command()
-@click.argument("files", nargs=-1, metavar="FILE|DIR|-")
+@click.argument("files", nargs=-1, metavar="[FILE|DIR|-]...")
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
+              help="Manifests to explain (repeatable; the same as giving them as arguments).")
 @click.option("-o", "--output", type=click.Choice(("text", "json", "yaml")), default="text", show_default=True)
 @click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
 @_validate_option()
 @_feature_gates_option()
 @click.pass_context
-def explain(ctx: click.Context, files: tuple[str, ...], output: str, no_images: bool, validate: str,
-            feature_gates: Any) -> None:
+def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...], output: str, no_images: bool,
+            validate: str, feature_gates: Any) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
     from podsec.admit import AdmitOptions, admit
     from podsec.puid import pod_verdicts
     from podsec.report.explain_report import pod_dict, render_text
     from podsec.resolve import resolve_pod
 
-    loaded = _load(files)
+    loaded = _load(files + filenames)
     admission = admit(loaded.objects, AdmitOptions(feature_gates=feature_gates, field_validation=validate))
     admission.raise_invalid()  # the API server would refuse it: nothing to explain (check lists every error)
     for line in admission.warnings():

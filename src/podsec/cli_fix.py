@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from podsec.cli_trace import duration_param
+from podsec.duration import duration_param
 
 
 def register(cli: click.Group) -> None:

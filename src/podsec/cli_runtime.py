@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from podsec.api.strict import click_option as _validate_option
+from podsec.duration import duration_param
 from podsec.errors import InputError, PodsecError, RuntimeFailure
 from podsec.features import click_option as _feature_gates_option
 
@@ -201,7 +202,8 @@ def image_rm(ctx: click.Context, refs: tuple[str, ...]) -> None:
 @click.option("--rm", "remove", is_flag=True, help="Delete the pod when it has finished.")
 @runtime_option
 @click.option("--volume-dir", multiple=True, metavar="CLAIM=DIR", help="Back a persistentVolumeClaim with a directory.")
-@click.option("--timeout", type=float, default=None, metavar="S", help="Stop the pod after S seconds (exit 124).")
+@click.option("--timeout", default=None, callback=duration_param, metavar="DURATION",
+              help="Stop the pod after this long (30s, 2m, 1m30s, plain seconds; exit 124).")
 @namespace_option
 @_validate_option()
 @_feature_gates_option()

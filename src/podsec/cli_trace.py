@@ -9,42 +9,12 @@ Exit codes: 0 traced; 2 bad input (files, duration, a pod the API server would r
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import click
 
 from podsec.api.strict import click_option as _validate_option
-
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """``30s``, ``2m``, ``1m30s``, ``500ms``, ``1h`` (Go's spelling) or plain seconds (``45``, ``2.5``)."""
-    s = text.strip()
-    try:
-        value = float(s)
-    except ValueError:
-        pos, value = 0, 0.0
-        for m in _DURATION.finditer(s):
-            if m.start() != pos:
-                break
-            value += float(m.group(1)) * _UNITS[m.group(2)]
-            pos = m.end()
-        if pos != len(s) or not s:
-            raise ValueError(f"{text!r}: not a duration (use e.g. 30s, 2m, 1m30s or plain seconds)") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{text!r}: the duration must be more than 0")
-    return value
-
-
-def duration_param(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
-    """click callback for ``--duration`` (trace and fix --trace)."""
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+from podsec.duration import duration_param
 
 
 def register(cli: click.Group) -> None:

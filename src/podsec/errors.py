@@ -7,6 +7,21 @@ so every layer raises these instead of letting a Python exception escape.
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (NUL, ESC, CR, …) shown as ``\\x1b`` escapes, so input cannot drive the
+    terminal or break a line; newlines and tabs stay."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
+
+
+def one_line(text: str) -> str:
+    """:func:`printable`, with newlines shown as ``\\n`` too: a message that must stay on its line."""
+    return printable(text.replace("\n", "\\n"))
+
 
 class PodsecError(Exception):
     """A problem a user can act on, with where it happened when that is known."""
@@ -39,7 +54,7 @@ class PodsecError(Exception):
         if self.field:
             parts.append(self.field)
         parts.append(self.message)
-        return ": ".join(parts)
+        return printable(": ".join(parts))
 
     def __str__(self) -> str:
         return self.render()

@@ -123,6 +123,22 @@ def _go_json(v: object) -> str:
     return s
 
 
+def int_text(v: int) -> str:
+    """An integer's digits; one too long for Python to convert (thousands of digits, far past int64) is
+    described by its length instead of crashing."""
+    if v.bit_length() < 10000:
+        return str(v)
+    import math
+
+    a = abs(v)
+    digits = int(math.log10(a)) + 1  # a float estimate, corrected below
+    if a < 10 ** (digits - 1):
+        digits -= 1
+    elif a >= 10**digits:
+        digits += 1
+    return f"{'-' if v < 0 else ''}<a number of {digits} digits>"
+
+
 def render_value(v: object) -> str:
     """A bad value as apimachinery prints it: ints/bools bare, strings ``%q``, the rest as JSON."""
     if v is None:
@@ -133,11 +149,11 @@ def render_value(v: object) -> str:
     if t is bool:
         return "true" if v else "false"
     if t is int:
-        return str(v)
+        return int_text(v)  # type: ignore[arg-type]
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
-        return str(int(v))
+        return int_text(int(v))
     if isinstance(v, float):
         return _go_float(float(v))
     if isinstance(v, str):

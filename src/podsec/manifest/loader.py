@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from podsec.errors import InputError
+from podsec.errors import InputError, one_line
 from podsec.manifest.locate import body_start, build_index, locate, looks_flow
 
 _DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t]|$)", re.M)
@@ -123,8 +124,8 @@ class K8sObject:
         return self.source.line_of(self.root + path)
 
     def label(self) -> str:
-        """``Deployment/web`` as messages name a document."""
-        return f"{self.kind or 'document'}/{self.name}" if self.name else (self.kind or "document")
+        """``Deployment/web`` as messages name a document (control characters escaped)."""
+        return one_line(f"{self.kind or 'document'}/{self.name}" if self.name else (self.kind or "document"))
 
     def error(self, message: str, path: tuple[str | int, ...] = (), field: str | None = None) -> InputError:
         from podsec.model import render_path
@@ -142,40 +143,154 @@ class K8sObject:
 class LoadResult:
     objects: list[K8sObject] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    skipped: int = 0
+    """Documents in files found in directories that are not Kubernetes objects (no apiVersion and kind)."""
+
+
+MAX_FILE_BYTES = 64 << 20
+"""The most a manifest file may hold (``--max-file-size``): a device or a runaway file never feeds an endless
+stream into memory."""
+MAX_LIST_DEPTH = 64
+"""How deep ``kind: List`` may nest (each level is also two YAML levels)."""
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def _stderr_warning(message: str) -> None:
+    print(f"podsec: warning: {message}", file=sys.stderr)
+
+
+warn: Callable[[str], None] = _stderr_warning
+"""Where the loader's warnings go (skipped files); the CLI prints them on stderr."""
+
+
+def human_size(n: int) -> str:
+    """``64Mi`` (the spelling ``--max-file-size`` takes)."""
+    for unit, shift in (("Gi", 30), ("Mi", 20), ("Ki", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+def parse_size(value: str) -> int:
+    """``64Mi``, ``1G``, ``500000`` (Kubernetes quantity suffixes) → bytes; ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*(Ki|Mi|Gi|Ti|k|K|M|G|T)?\s*", value)
+    if not m:
+        raise ValueError(f"invalid size {value!r} (e.g. 64Mi, 1Gi, 500M)")
+    mult = {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 10**3, "K": 10**3,
+            "M": 10**6, "G": 10**9, "T": 10**12}[m.group(2)]
+    return int(m.group(1)) * mult
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A manifest file to read: ``named`` when given on the command line, not found in a directory."""
+
+    path: str
+    named: bool
+    error: InputError | None = None
+    """It cannot be used (a broken link, a symbolic link loop, a device given by name)."""
+    skip: str | None = None
+    """Why a file found in a directory is not read (a FIFO, a device)."""
+
+
+def _kind_of(mode: int) -> str | None:
+    for test, word in _FILE_KINDS:
+        if test(mode):
+            return word
+    return None
+
+
+def _os_error(exc: OSError, path: str) -> InputError:
+    return InputError(one_line(exc.strerror or str(exc)), file=path)
+
+
+def walk(paths: Iterable[str]) -> Iterator[Entry]:
+    """Every file to read, in a stable order; ``-`` is stdin; directories are walked recursively (symbolic
+    links to directories are not followed) for ``*.yaml``, ``*.yml`` and ``*.json``."""
+    for p in paths:
+        if p == "-":
+            yield Entry(p, True)
+            continue
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not os.path.islink(p):
+                yield Entry(p, True, InputError("no such file or directory", file=p))
+            else:
+                yield Entry(p, True, _os_error(exc, p))
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            yield _named_file(p, st.st_mode)
+            continue
+        found = []
+        for dirpath, dirnames, filenames in os.walk(p):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [os.path.join(dirpath, f) for f in filenames if f.endswith(MANIFEST_SUFFIXES)]
+        for f in sorted(found):
+            try:
+                mode = os.stat(f).st_mode
+            except OSError as exc:
+                yield Entry(f, False, _os_error(exc, f))
+                continue
+            kind = None if stat.S_ISREG(mode) else (_kind_of(mode) or "not a regular file")
+            yield Entry(f, False, skip=f"not a regular file ({kind})" if kind else None)
+
+
+def _named_file(path: str, mode: int) -> Entry:
+    """A file given by name: a regular file or a pipe (``-f <(helm template …)``); anything else is an error."""
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
+        return Entry(path, True)
+    return Entry(path, True, InputError(f"not a regular file ({_kind_of(mode) or 'unknown type'})", file=path))
 
 
 def iter_manifest_files(paths: Iterable[str]) -> Iterator[str]:
-    """Files to read, in a stable order; ``-`` is stdin; directories are walked recursively."""
-    for p in paths:
-        if p == "-":
-            yield p
+    """Files to read, in a stable order; the first unusable one raises, skipped ones are warned about."""
+    for e in walk(paths):
+        if e.error is not None:
+            raise e.error
+        if e.skip:
+            warn(f"{e.path}: skipped: {e.skip}")
             continue
-        if os.path.isdir(p):
-            found = []
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for f in filenames:
-                    if f.endswith(MANIFEST_SUFFIXES):
-                        found.append(os.path.join(dirpath, f))
-            yield from sorted(found)
-        elif os.path.exists(p):
-            yield p
-        else:
-            raise InputError("no such file or directory", file=p)
+        yield e.path
+
+
+def _read_capped(fh: object, name: str) -> bytes:
+    cap = MAX_FILE_BYTES
+    data = fh.read(cap + 1)  # type: ignore[attr-defined]
+    if len(data) > cap:
+        raise InputError(f"larger than --max-file-size ({human_size(cap)}); raise it to read this file", file=name)
+    return data
 
 
 def read_text(path: str) -> tuple[str, str]:
-    """(display name, text) of a file or stdin, with one-line errors."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-            name = "<stdin>"
-        else:
-            with open(path, "rb") as fh:
-                data = fh.read()
-            name = path
-    except OSError as exc:
-        raise InputError(exc.strerror or str(exc), file=path) from None
+    """(display name, text) of a file or stdin, at most :data:`MAX_FILE_BYTES`, with one-line errors.
+
+    A file is opened without blocking (a FIFO with no writer would block ``open``) and must be a regular
+    file or a pipe: a device is never read.
+    """
+    if path == "-":
+        name = "<stdin>"
+        data = _read_capped(sys.stdin.buffer, name)
+    else:
+        name = path
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISFIFO(mode):
+                os.set_blocking(fd, True)
+            elif not stat.S_ISREG(mode):
+                raise InputError(f"not a regular file ({_kind_of(mode) or 'unknown type'})", file=path)
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = _read_capped(fh, name)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        finally:
+            os.close(fd)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -184,21 +299,58 @@ def read_text(path: str) -> tuple[str, str]:
 
 
 def load(paths: Iterable[str]) -> LoadResult:
-    """Load every object from ``paths`` (files, directories, ``-``)."""
+    """Load every object from ``paths`` (files, directories, ``-``); the first unusable file raises."""
     result = LoadResult()
-    for path in iter_manifest_files(paths):
-        name, text = read_text(path)
+    for e in walk(paths):
+        if e.error is not None:
+            raise e.error
+        if e.skip:
+            warn(f"{e.path}: skipped: {e.skip}")
+            continue
+        name, text = read_text(e.path)
         result.files.append(name)
-        for src, obj in parse_documents(name, text):
-            add_object(result.objects, obj, src)
+        result.skipped += load_text(result.objects, name, text, e.named)
     return result
 
 
+def load_text(out: list[K8sObject], name: str, text: str, named: bool = True) -> int:
+    """Append the objects of one file's text to ``out``; returns how many documents were skipped because they
+    are not Kubernetes objects (only for files found in a directory: ``named`` files raise)."""
+    skipped = 0
+    for src, obj in parse_documents(name, text):
+        if not named and not _looks_like_object(obj):
+            skipped += 1
+            continue
+        add_object(out, obj, src)
+    return skipped
+
+
+def _looks_like_object(obj: object) -> bool:
+    """A Kubernetes object has an apiVersion or a kind; config files and Helm values have neither."""
+    return isinstance(obj, dict) and ("kind" in obj or "apiVersion" in obj)
+
+
 def add_object(out: list[K8sObject], obj: object, src: Source, root: tuple[str | int, ...] = ()) -> None:
-    """Append an object, expanding ``kind: List`` and rejecting what is not an object."""
+    """Append an object, expanding ``kind: List`` (at most :data:`MAX_LIST_DEPTH` deep) and rejecting what is
+    not an object. Iterative: nesting never reaches Python's recursion limit."""
+    todo: list[tuple[object, tuple[str | int, ...], int]] = [(obj, root, 0)]
+    while todo:
+        item, path, depth = todo.pop()
+        items = _add_one(out, item, src, path)
+        if items is None:
+            continue
+        if depth >= MAX_LIST_DEPTH:
+            raise K8sObject(item, src, path).error(  # type: ignore[arg-type]
+                f"kind: List nested more than {MAX_LIST_DEPTH} levels deep", ("kind",))
+        todo.extend((it, (*path, "items", i), depth + 1) for i, it in reversed(list(enumerate(items))))
+
+
+def _add_one(out: list[K8sObject], obj: object, src: Source, root: tuple[str | int, ...]) -> list | None:
+    """Append one object; a List's items are returned for the caller to expand."""
     if not isinstance(obj, dict):
         kind = type(obj).__name__
-        kind = {"list": "a list", "str": "a string", "int": "a number", "bool": "a boolean"}.get(kind, kind)
+        kind = {"list": "a list", "str": "a string", "int": "a number", "bool": "a boolean",
+                "NoneType": "null", "float": "a number"}.get(kind, "a scalar")
         line = src.line_of(root) if root else src.start_line
         raise InputError(
             f"expected a Kubernetes object (a mapping), got {kind}",
@@ -213,13 +365,12 @@ def add_object(out: list[K8sObject], obj: object, src: Source, root: tuple[str |
     if kind == "List" or (kind.endswith("List") and isinstance(obj.get("items"), list)):
         items = obj.get("items")
         if items is None:
-            return
+            return []
         if not isinstance(items, list):
             raise K8sObject(obj, src, root).error("items: expected a list", ("items",))
-        for i, item in enumerate(items):
-            add_object(out, item, src, (*root, "items", i))
-        return
+        return items
     out.append(K8sObject(obj, src, root))
+    return None
 
 
 def split_documents(text: str) -> list[tuple[int, str]]:
@@ -333,15 +484,25 @@ def _has_content(chunk: str) -> bool:
 def parse_documents(name: str, text: str) -> list[tuple[Source, object]]:
     """Parse a stream into (source, object) pairs, skipping empty documents."""
     chunks = split_documents(text)
-    objs = _parse_fast(name, text, chunks)
+    return parse_chunks(name, text if len(chunks) > 1 else chunks[0][1], chunks)
+
+
+def parse_chunks(name: str, text: str | None, chunks: list[tuple[int, str]], start: int = 0) -> list[tuple[Source,
+                                                                                                           object]]:
+    """Parse documents ``chunks`` (from :func:`split_documents`; ``start``: the index of the first) into
+    (source, object) pairs; ``text`` is their whole text when it is exactly those chunks (one parse), else None.
+    """
+    objs = _parse_fast(name, text, chunks, start)
     out: list[tuple[Source, object]] = []
-    for idx, ((first, body), obj) in enumerate(zip(chunks, objs)):
+    for idx, ((first, body), obj) in enumerate(zip(chunks, objs), start):
         if body.startswith("%"):
             _check_directives(name, first, body, idx)
         if obj is None:
             continue
         helm = _HELM_SOURCE.search(body) if "# Source: " in body else None
         src = Source(name, idx, first + 1, body, helm.group(1).strip() if helm else None)
+        if "&" in body and "*" in body:
+            _check_aliases(src)  # before any YAML 1.1 re-parse, which would build the cycle
         if "<<" in body and _MERGE_KEY.search(body):
             obj = _parse_yaml11(src)  # go-yaml v2 merges "<<: *anchor" (YAML 1.1); yaml-rs keeps "<<" as a key
         elif _YAML11.search(body) or _YAML11_AT_START.match(body):
@@ -349,14 +510,75 @@ def parse_documents(name: str, text: str) -> list[tuple[Source, object]]:
             obj = fixed if fixed is not None else _parse_yaml11(src)
         elif _DATE.search(body):
             obj = _stringify_dates(obj)
+        if _COMPLEX_KEY.search(body):
+            _check_keys(src, obj)
         out.append((src, obj))
     return out
 
 
-def _parse_fast(name: str, text: str, chunks: list[tuple[int, str]]) -> list[object]:
+_COMPLEX_KEY = re.compile(r"\{\{|\{\[|\[\[|[\]}][ \t]*:|(?:^|[ \t])\?[ \t]", re.M)
+"""Where a mapping or a sequence may be used as a key (``{{cell}}``, ``[a]: b``, ``? {a: b}``)."""
+
+
+def _check_aliases(src: Source) -> None:
+    """Refuse an alias inside the node its anchor names, as go-yaml does ("anchor 'c' value contains itself"):
+    yaml-rs would read it as null, PyYAML would build a list that contains itself."""
+    import yaml
+
+    open_anchors: list[str | None] = []
+    try:
+        for ev in yaml.parse(src.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                open_anchors.append(ev.anchor)
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                open_anchors.pop()
+            elif isinstance(ev, yaml.AliasEvent) and ev.anchor in open_anchors:
+                raise InputError(f"invalid YAML: anchor '{ev.anchor}' value contains itself", file=src.display,
+                                 line=src.first_line + ev.start_mark.line, doc=f"document {src.index + 1}")
+    except yaml.YAMLError:
+        return  # a syntax error: the parse reports it
+
+
+def _check_keys(src: Source, obj: object) -> None:
+    """A mapping or a sequence used as a key: go-yaml's ``invalid map key`` (yaml-rs makes it a frozenset)."""
+    todo: list[tuple[object, tuple[str | int, ...]]] = [(obj, ())]
+    while todo:
+        node, path = todo.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(k, (frozenset, tuple)):
+                    raise InputError(f"invalid YAML: invalid map key: {_go_value(k)}", file=src.display,
+                                     line=src.line_of(path), doc=f"document {src.index + 1}")
+                todo.append((v, (*path, k)))
+        elif isinstance(node, list):
+            todo.extend((v, (*path, i)) for i, v in enumerate(node))
+
+
+def _go_value(v: object) -> str:
+    """Go's ``%#v`` of a decoded YAML value, as go-yaml prints an invalid key."""
+    if isinstance(v, frozenset):
+        items = sorted(((_go_value(k), _go_value(x)) for k, x in v), key=lambda kv: kv[0])
+        return "map[interface {}]interface {}{" + ", ".join(f"{k}:{x}" for k, x in items) + "}"
+    if isinstance(v, (tuple, list)):
+        return "[]interface {}{" + ", ".join(_go_value(x) for x in v) + "}"
+    if v is None:
+        return "interface {}(nil)"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        import json
+
+        return json.dumps(v)
+    return str(v)
+
+
+_LONG_INT = re.compile(r"(?<![\w.\"'])[-+]?[0-9]{1000,}")
+
+
+def _parse_fast(name: str, text: str | None, chunks: list[tuple[int, str]], start: int = 0) -> list[object]:
     import yaml_rs
 
-    if len(chunks) > 1:
+    if text is not None and len(chunks) > 1:
         try:
             parsed = yaml_rs.loads(text)
         except Exception:
@@ -367,9 +589,37 @@ def _parse_fast(name: str, text: str, chunks: list[tuple[int, str]]) -> list[obj
     for first, body in chunks:
         try:
             out.append(yaml_rs.loads(body) if _has_content(body) else None)
+        except ValueError as exc:
+            if "integer string conversion" in str(exc):
+                raise _long_int_error(name, first, start + len(out), body) from None
+            raise _yaml_error(exc, name, first, start + len(out), body) from None
         except Exception as exc:
-            raise _yaml_error(exc, name, first, len(out), body) from None
+            raise _yaml_error(exc, name, first, start + len(out), body) from None
     return out
+
+
+def _long_int_error(name: str, first: int, index: int, body: str) -> InputError:
+    """An integer too long to convert (Python's int-string limit, far past int64): the API server cannot decode
+    it into any integer field; named by its field path and line."""
+    import yaml_rs
+
+    m = _LONG_INT.search(body)
+    if m is None:
+        return InputError("invalid YAML: an integer too long to read", file=name, line=first + 1,
+                          doc=f"document {index + 1}")
+    digits = len(m.group().lstrip("+-"))
+    line0 = body.count("\n", 0, m.start())
+    patched = body[: m.start()] + "0" + body[m.end():]
+    msg = f"Invalid value: <a number of {digits} digits>: expected integer (int64), got integer out of range"
+    try:
+        obj = yaml_rs.loads(patched)
+    except Exception:
+        obj = None
+    src = Source(name, index, first + 1, patched)
+    if not isinstance(obj, dict):
+        return InputError(msg, file=name, line=first + line0 + 1, doc=f"document {index + 1}")
+    path = max((p for p, ln in src.line_index.items() if ln == line0), key=len, default=())
+    return K8sObject(obj, src).error(msg, path)
 
 
 def _yaml_error(exc: Exception, name: str, first: int, index: int, body: str = "") -> InputError:
@@ -381,7 +631,7 @@ def _yaml_error(exc: Exception, name: str, first: int, index: int, body: str = "
         line = first + dup + 1 if dup is not None else line
     reason = msg.strip().splitlines()[-1].strip() if msg.strip() else "invalid YAML"
     reason = re.sub(r"^\|?\s*\^*\s*", "", reason) or msg.splitlines()[0]
-    return InputError(f"invalid YAML: {reason}", file=name, line=line, doc=f"document {index + 1}")
+    return InputError(f"invalid YAML: {one_line(reason)[:500]}", file=name, line=line, doc=f"document {index + 1}")
 
 
 def _duplicate_key_line(body: str) -> int | None:
@@ -447,6 +697,10 @@ def _parse_yaml11(src: Source) -> object:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         obj = yaml.load(src.text, Loader=loader)
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        raise _long_int_error(src.display, src.first_line - 1, src.index, src.text) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = src.first_line + (mark.line if mark else 0)
