@@ -300,8 +300,9 @@ def iter_results(paths: list[str], *, jobs: int | None = None, warn: Callable[[s
         for e in usable:
             yield from _entry_results(e.path, e.named, analyzer, stats, say, stdin if e.path == "-" else None)
     if stats.docs:
-        say(f"podsec: note: skipped {stats.docs} YAML document{'s' if stats.docs != 1 else ''} that "
-            f"{'are' if stats.docs != 1 else 'is'} not Kubernetes objects (no apiVersion/kind) in {len(stats.files)} "
+        what = "documents that are not Kubernetes objects" if stats.docs != 1 else \
+            "document that is not a Kubernetes object"
+        say(f"podsec: note: skipped {stats.docs} YAML {what} (no apiVersion/kind) in {len(stats.files)} "
             f"file{'s' if len(stats.files) != 1 else ''}")
 
 
