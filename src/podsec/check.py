@@ -83,13 +83,17 @@ class Analyzer:
     validate: str = "strict"
     ns_policies: dict[str, Policy] = field(default_factory=dict)
 
-    def admit_options(self) -> AdmitOptions:
-        from podsec.admit import AdmitOptions
-        from podsec.features import FeatureGates
+    _options: AdmitOptions | None = None
 
-        return AdmitOptions(feature_gates=FeatureGates.from_names(self.feature_gates),
-                            allow_privileged=self.allow_privileged, field_validation=self.validate,
-                            kube_version=self.version)
+    def admit_options(self) -> AdmitOptions:
+        if self._options is None:
+            from podsec.admit import AdmitOptions
+            from podsec.features import FeatureGates
+
+            self._options = AdmitOptions(feature_gates=FeatureGates.from_names(self.feature_gates),
+                                         allow_privileged=self.allow_privileged, field_validation=self.validate,
+                                         kube_version=self.version)
+        return self._options
 
     def policy(self, wl: Workload) -> Policy:
         level, version, ns = self.level, self.version, self.ns_policies
@@ -130,14 +134,29 @@ class Analyzer:
             f.line = wl.line_of(f.path)
         return WorkloadReport(wl, resolved, policy, pss, api + findings)
 
+    def batch_reports(self, objects: list[K8sObject], warn: Callable[[str], None]) -> list[list[WorkloadReport]]:
+        """:meth:`object_reports` of many objects, admitted together (cheaper); the first object that cannot be
+        decoded raises for all of them."""
+        from podsec.admit import admit
+
+        admission = admit(objects, self.admit_options())
+        if admission.dropped_unknown:
+            for line in admission.warnings(located=True):
+                warn(line)
+        by_object: dict[int, list[WorkloadReport]] = {}
+        for p in admission.pods:
+            by_object.setdefault(id(p.workload.obj), []).append(self.judge(p))
+        return [by_object.get(id(o), []) for o in objects]
+
     def object_reports(self, obj: K8sObject, warn: Callable[[str], None]) -> list[WorkloadReport]:
         """Admit and judge one loaded object (none for kinds without a pod template); raises PodsecError when
         it cannot be decoded. kubectl's ``Warning:`` lines for dropped unknown fields go to ``warn``."""
         from podsec.admit import admit
 
-        admission = admit([obj], self.admit_options())
-        for line in admission.warnings(located=True):
-            warn(line)
+        admission = admit((obj,), self.admit_options())
+        if admission.dropped_unknown:
+            for line in admission.warnings(located=True):
+                warn(line)
         return [self.judge(p) for p in admission.pods]
 
 
@@ -388,25 +407,35 @@ def _entry_results(path: str, named: bool, analyzer: Analyzer, stats: _Skipped, 
         except PodsecError as exc:
             yield _problem(exc)
             return
+        objects: list[K8sObject] = []
+        problems: dict[int, Problem] = {}  # by the number of objects before it: kept in input order
         for src, doc in docs:
             if not named and not (isinstance(doc, dict) and ("kind" in doc or "apiVersion" in doc)):
                 stats.docs += 1
                 stats.files.add(name)
                 continue
-            objects: list[K8sObject] = []
             try:
                 add_object(objects, doc, src)
             except PodsecError as exc:
-                yield _problem(exc)
-                continue
-            for obj in objects:
+                problems[len(objects)] = _problem(exc)
+        try:
+            reports: list[list[WorkloadReport]] | None = analyzer.batch_reports(objects, say)
+        except PodsecError:
+            reports = None  # one of them cannot be decoded: one at a time, so only it is lost
+        for i, obj in enumerate(objects):
+            if i in problems:
+                yield problems.pop(i)
+            if reports is not None:
+                found = reports[i]
+            else:
                 try:
-                    reports = analyzer.object_reports(obj, say)
+                    found = analyzer.object_reports(obj, say)
                 except PodsecError as exc:
                     yield _problem(exc)
                     continue
-                for r in reports:
-                    yield report_dict(r)
+            for r in found:
+                yield report_dict(r)
+        yield from problems.values()
 
 
 def _units(entries: list, jobs: int) -> list[tuple[str, bool, int, int | None, int]] | None:

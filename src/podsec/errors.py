@@ -15,12 +15,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 def printable(text: str) -> str:
     """``text`` with control characters (NUL, ESC, CR, …) shown as ``\\x1b`` escapes, so input cannot drive the
     terminal or break a line; newlines and tabs stay."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
+    if text.isprintable() or not _CONTROL.search(text):  # the common case, in C
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def one_line(text: str) -> str:
     """:func:`printable`, with newlines shown as ``\\n`` too: a message that must stay on its line."""
-    return printable(text.replace("\n", "\\n"))
+    return text if text.isprintable() else printable(text.replace("\n", "\\n"))
 
 
 class PodsecError(Exception):

@@ -256,9 +256,24 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[str]:
         yield e.path
 
 
-def _read_capped(fh: object, name: str) -> bytes:
+def _read_capped(fh: object, name: str, size: int | None = None) -> bytes:
+    """At most :data:`MAX_FILE_BYTES` (one byte more tells it is too big); a regular file's own size is asked for
+    first, a pipe is read in pieces, so no buffer of the cap's size is allocated for a small file."""
     cap = MAX_FILE_BYTES
-    data = fh.read(cap + 1)  # type: ignore[attr-defined]
+    if size is not None and size <= cap:
+        data = fh.read(size + 1)  # type: ignore[attr-defined]
+        if len(data) <= size:
+            return data
+        data += fh.read(cap + 1 - len(data))  # type: ignore[attr-defined]  # it grew meanwhile
+    else:
+        parts, got = [], 0
+        while got <= cap:
+            piece = fh.read(min(1 << 20, cap + 1 - got))  # type: ignore[attr-defined]
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        data = b"".join(parts)
     if len(data) > cap:
         raise InputError(f"larger than --max-file-size ({human_size(cap)}); raise it to read this file", file=name)
     return data
@@ -280,13 +295,13 @@ def read_text(path: str) -> tuple[str, str]:
         except OSError as exc:
             raise _os_error(exc, path) from None
         try:
-            mode = os.fstat(fd).st_mode
-            if stat.S_ISFIFO(mode):
+            st = os.fstat(fd)
+            if stat.S_ISFIFO(st.st_mode):
                 os.set_blocking(fd, True)
-            elif not stat.S_ISREG(mode):
-                raise InputError(f"not a regular file ({_kind_of(mode) or 'unknown type'})", file=path)
+            elif not stat.S_ISREG(st.st_mode):
+                raise InputError(f"not a regular file ({_kind_of(st.st_mode) or 'unknown type'})", file=path)
             with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = _read_capped(fh, name)
+                data = _read_capped(fh, name, st.st_size if stat.S_ISREG(st.st_mode) else None)
         except OSError as exc:
             raise _os_error(exc, path) from None
         finally:
@@ -510,14 +525,16 @@ def parse_chunks(name: str, text: str | None, chunks: list[tuple[int, str]], sta
             obj = fixed if fixed is not None else _parse_yaml11(src)
         elif _DATE.search(body):
             obj = _stringify_dates(obj)
-        if _COMPLEX_KEY.search(body):
+        if _may_have_complex_key(body):
             _check_keys(src, obj)
         out.append((src, obj))
     return out
 
 
-_COMPLEX_KEY = re.compile(r"\{\{|\{\[|\[\[|[\]}][ \t]*:|(?:^|[ \t])\?[ \t]", re.M)
-"""Where a mapping or a sequence may be used as a key (``{{cell}}``, ``[a]: b``, ``? {a: b}``)."""
+def _may_have_complex_key(body: str) -> bool:
+    """Whether a mapping or a sequence may be used as a key (``{{cell}}``, ``[a]: b``, ``? {a: b}``): substring
+    tests, far cheaper than a regular expression on every document."""
+    return "{{" in body or "{[" in body or "[[" in body or "? " in body or "]:" in body or "}:" in body
 
 
 def _check_aliases(src: Source) -> None:
