@@ -276,7 +276,9 @@ def test_cli_prints_policy_and_binding() -> None:
             "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}],
         }},
     }
-    assert res.output == render_yaml(policy_documents("restricted", "v1.30", ("Warn", "Audit"), None, ("kube-system",)))
+    docs = policy_documents("restricted", "v1.30", ("Warn", "Audit"), None, ("kube-system",))
+    assert res.output == render_yaml(docs)
+    assert [policy_doc, binding] == docs  # the YAML reads back as the objects, CEL text unchanged
 
 
 def test_cli_namespace_selector() -> None:

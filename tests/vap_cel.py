@@ -3,12 +3,15 @@
 cel-expr-python (Google's cel-cpp) with the optional and strings extensions, plus the one Kubernetes
 library functions the policies use that cel-cpp lacks: ``<list>.min()`` and ``max()`` (k8s.io/apiserver/pkg/cel/library
 lists.go: comparable elements, error on an empty list). The object is the pod as the API server hands it to
-CEL: null fields left out and a volume with no source defaulted to emptyDir. Each expression is
-compiled once (cached by text), so thousands of pods cost only evaluations.
+CEL: null fields left out and a volume with no source defaulted to emptyDir. The policy's variables are
+inlined into the expressions that read them (see ``_inliner``). Each expression is compiled once (cached by
+text), so thousands of pods cost only evaluations.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -65,6 +68,22 @@ def as_api_server_sees(obj: Any) -> Any:
     return obj
 
 
+_VARIABLE = re.compile(r"\bvariables\.([A-Za-z_][A-Za-z0-9_]*)\b")
+
+
+@cache
+def _inliner(variables: tuple[tuple[str, str], ...]) -> Callable[[str], str]:
+    """Expressions with ``variables.x`` replaced by x's expression in parentheses.
+
+    Policy variables are pure and evaluated at most once per request; inlining them evaluates the same thing
+    (possibly more than once), and keeps values the Python binding cannot hand back (optionals) inside CEL.
+    """
+    resolved: dict[str, str] = {}
+    for name, expr in variables:  # a variable may use the ones before it
+        resolved[name] = "(" + _VARIABLE.sub(lambda m: resolved[m.group(1)], expr) + ")"
+    return cache(lambda expr: _VARIABLE.sub(lambda m: resolved[m.group(1)], expr))
+
+
 class CelError(AssertionError):
     """An expression errored (the API server would fail the request closed): never expected here."""
 
@@ -99,14 +118,9 @@ def admit(policy: dict, pod: dict, *, old: dict | None = None, operation: str = 
     activation = env().Activation(data)
     if not all(_eval(m["expression"], activation) for m in spec.get("matchConditions", [])):
         return Decision(False, True)
-    variables: dict[str, Any] = {}
-    for var in spec.get("variables", []):
-        data["variables"] = variables
-        variables[var["name"]] = _eval(var["expression"], env().Activation(data))
-    data["variables"] = variables
-    activation = env().Activation(data)
+    inline = _inliner(tuple((v["name"], v["expression"]) for v in spec.get("variables", [])))
     messages = []
     for v in spec["validations"]:
-        if not _eval(v["expression"], activation):
-            messages.append(_eval(v["messageExpression"], activation))
+        if not _eval(inline(v["expression"]), activation):
+            messages.append(_eval(inline(v["messageExpression"]), activation))
     return Decision(True, not messages, messages)

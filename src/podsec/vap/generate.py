@@ -23,7 +23,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 #: PSA evaluates an UPDATE only when it can change what runs: container count or images, or a new
 #: ephemeral container (upstream ``isSignificantPodUpdate``); metadata-only updates of an old pod pass.
 SIGNIFICANT_UPDATE = (
-    "request.operation != 'UPDATE' || oldObject == null"
+    "request.operation != 'UPDATE'"
     " || object.spec.?initContainers.orValue([]).map(c, c.?image.orValue(''))"
     " != oldObject.spec.?initContainers.orValue([]).map(c, c.?image.orValue(''))"
     " || object.spec.?containers.orValue([]).map(c, c.?image.orValue(''))"

@@ -23,9 +23,9 @@ VARIABLES: tuple[tuple[str, str], ...] = (
     (
         "containers",
         "object.spec.?initContainers.orValue([]) + object.spec.?containers.orValue([])"
-        " + object.spec.?ephemeralContainers.orValue([])",
+        " + dyn(object.spec.?ephemeralContainers.orValue([]))",  # dyn: EphemeralContainer is its own type
     ),
-    ("podSecurityContext", "object.spec.?securityContext.orValue({})"),
+    ("podSecurityContext", "object.spec.?securityContext"),  # optional: read with .?field
     ("volumes", "object.spec.?volumes.orValue([])"),
     ("annotations", "object.metadata.?annotations.orValue({})"),
     ("isWindows", "object.spec.?os.?name.orValue('') == 'windows'"),

@@ -28,7 +28,12 @@ def host_namespaces_v1_0(metadata: dict, spec: dict) -> CheckOutcome | None:
     return CheckOutcome(ID, False, "host namespaces", ", ".join(items), fields)
 
 
-_SET = "['hostNetwork', 'hostPID', 'hostIPC'].filter(n_, n_ in object.spec && object.spec[n_] == true)"
-CEL_V1_0 = cel.CelRule(f"{_SET}.size() == 0", cel.lit("host namespaces"), f"{_SET}.map(n_, n_ + '=true').join(', ')")
+_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")  # the order PSA reports them in
+_SET = {n: f"object.spec.?{n}.orValue(false) == true" for n in _NAMESPACES}
+CEL_V1_0 = cel.CelRule(
+    "!(" + " || ".join(_SET.values()) + ")",
+    cel.lit("host namespaces"),
+    "(" + " + ".join(cel.when(cond, cel.lit(f"{n}=true")) for n, cond in _SET.items()) + ").join(', ')",
+)
 
 CHECK = Check(ID, BASELINE, (VersionedCheck(0, host_namespaces_v1_0, cel=CEL_V1_0),))
