@@ -321,3 +321,17 @@ def test_readme_denial_is_what_the_policy_says() -> None:
     line = (f'The pods "{pod["metadata"]["name"]}" is invalid: : ValidatingAdmissionPolicy '
             f"'{pol['metadata']['name']}' with binding '{binding['metadata']['name']}' denied request: {decision.message}")
     assert line in (repo / "README.md").read_text().splitlines()
+
+
+def test_readme_sizes_are_current() -> None:
+    """The sizes the README gives are the generated objects' (validations, KB rounded, lines)."""
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    for level in ("baseline", "restricted"):
+        for version in ("v1.30", "latest"):
+            text = render_yaml(policy_documents(level, version))
+            n = len(policy(level, version)["spec"]["validations"])
+            size = f"{round(len(text.encode()) / 1000)} KB / {text.count(chr(10))} lines at {version}"
+            assert size in readme, size
+            assert (f"{level} {n} validations" in readme) or (f"({n}, {size}" in readme), (level, version, n)
