@@ -205,6 +205,16 @@ def test_updates_are_checked_only_when_psa_would() -> None:
     assert not admit(policy("restricted", "latest"), debug, old=bad, operation="UPDATE").allowed
 
 
+def test_exempt_users_and_runtime_classes_pass_as_in_psa() -> None:
+    pol = policy_documents("restricted", "latest", exempt_users=("system:serviceaccount:ci:builder",),
+                           exempt_runtime_classes=("kata",))[0]
+    bad = CASES["pod runAsUser 0"]
+    assert not admit(pol, bad).allowed
+    assert admit(pol, bad, user="system:serviceaccount:ci:builder").allowed
+    assert admit(pol, set_path(bad, "spec.runtimeClassName", "kata")).allowed
+    assert not admit(pol, set_path(bad, "spec.runtimeClassName", "runc")).allowed
+
+
 def test_every_check_variant_has_a_cel_form() -> None:
     missing = [f"{c.id}@v1.{v.minimum_version}" for c in DEFAULT_CHECKS for v in c.versions if v.cel is None]
     assert not missing
@@ -214,7 +224,8 @@ def test_every_check_variant_has_a_cel_form() -> None:
 @pytest.mark.parametrize("version", ["v1.0", "v1.19", "v1.25", "v1.30", "v1.35", "latest"])
 @pytest.mark.parametrize("k8s", ["1.30", "1.37"])
 def test_objects_validate_against_the_official_schema(level: str, version: str, k8s: str) -> None:
-    docs = policy_documents(level, version, ("Warn", "Audit"), {"matchLabels": {"env": "prod"}}, ("kube-system",))
+    docs = policy_documents(level, version, ("Warn", "Audit"), {"matchLabels": {"env": "prod"}}, ("kube-system",),
+                            exempt_users=("system:serviceaccount:ci:builder",), exempt_runtime_classes=("kata",))
     for doc in [*docs, *policy_documents(level, version)]:
         kubernetes_validate.validate(doc, k8s, strict=True)
 

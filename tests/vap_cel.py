@@ -107,13 +107,14 @@ class Decision:
         return self.messages[0] if self.messages else ""
 
 
-def admit(policy: dict, pod: dict, *, old: dict | None = None, operation: str = "CREATE") -> Decision:
+def admit(policy: dict, pod: dict, *, old: dict | None = None, operation: str = "CREATE",
+          user: str = "kubernetes-admin") -> Decision:
     """Run ``policy`` (a ValidatingAdmissionPolicy dict) on ``pod``: matchConditions, variables, validations."""
     spec = policy["spec"]
     data: dict[str, Any] = {
         "object": as_api_server_sees(pod),
         "oldObject": None if old is None else as_api_server_sees(old),
-        "request": {"operation": operation},
+        "request": {"operation": operation, "userInfo": {"username": user}},
     }
     activation = env().Activation(data)
     if not all(_eval(m["expression"], activation) for m in spec.get("matchConditions", [])):

@@ -22,9 +22,14 @@ def register(cli: click.Group) -> None:
                        "[default: pod-security.kubernetes.io/enforce=LEVEL].")
     @click.option("--exempt-namespace", "exempt", multiple=True, metavar="NAME",
                   help="Never check pods in this namespace (repeatable).")
+    @click.option("--exempt-user", "exempt_users", multiple=True, metavar="USERNAME",
+                  help="Never check requests by this user, as PSA's exemptions.usernames (repeatable).")
+    @click.option("--exempt-runtime-class", "exempt_runtime_classes", multiple=True, metavar="NAME",
+                  help="Never check pods with this runtimeClassName, as PSA's exemptions.runtimeClasses (repeatable).")
     @click.option("--name", help="Name of the policy and binding [default: podsec-pss-LEVEL-VERSION].")
     def vap(level: str, pss_version: str, actions: tuple[str, ...], namespace_selector: str | None,
-            exempt: tuple[str, ...], name: str | None) -> None:
+            exempt: tuple[str, ...], exempt_users: tuple[str, ...], exempt_runtime_classes: tuple[str, ...],
+            name: str | None) -> None:
         """Print a ValidatingAdmissionPolicy (CEL, one validation per PSA check) and its binding as YAML.
 
         Apply with ``kubectl apply -f -``; needs Kubernetes 1.30 or newer.
@@ -38,5 +43,6 @@ def register(cli: click.Group) -> None:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--version") from None
         selector = None if namespace_selector is None else parse(namespace_selector)
-        docs = policy_documents(level, pss_version, actions or ("Deny",), selector, exempt, name)
+        docs = policy_documents(level, pss_version, actions or ("Deny",), selector, exempt, name,
+                                exempt_users, exempt_runtime_classes)
         click.echo(render_yaml(docs), nl=False)

@@ -13,7 +13,7 @@ import yaml
 
 from podsec.errors import InputError
 from podsec.policy.pss import ENFORCE_LABEL, parse_level, parse_version
-from podsec.policy.pss.cel import VARIABLES, CelRule
+from podsec.policy.pss.cel import VARIABLES, CelRule, str_list
 from podsec.policy.pss.registry import MAX_VERSION, variants_for
 
 ACTIONS = ("Deny", "Warn", "Audit")
@@ -64,11 +64,14 @@ def policy_documents(
     namespace_selector: dict | None = None,
     exempt_namespaces: tuple[str, ...] = (),
     name: str | None = None,
+    exempt_users: tuple[str, ...] = (),
+    exempt_runtime_classes: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """The ValidatingAdmissionPolicy and its binding for ``level:version`` (baseline or restricted).
 
     ``namespace_selector`` defaults to namespaces labelled ``pod-security.kubernetes.io/enforce=<level>``;
-    ``exempt_namespaces`` are left out by name whatever their labels.
+    ``exempt_namespaces`` are left out by name whatever their labels; ``exempt_users`` (requests by these
+    users) and ``exempt_runtime_classes`` (pods with these runtimeClassName) pass, as PSA's exemptions.
     """
     try:
         parse_level(level)
@@ -105,7 +108,10 @@ def policy_documents(
                     }
                 ]
             },
-            "matchConditions": [{"name": "significant-update", "expression": SIGNIFICANT_UPDATE}],
+            "matchConditions": [
+                {"name": "significant-update", "expression": SIGNIFICANT_UPDATE},
+                *_exemptions(exempt_users, exempt_runtime_classes),
+            ],
             "variables": [{"name": n, "expression": e} for n, e in VARIABLES],
             "validations": [validation(cid, rule, level, version) for cid, rule in rules(level, version)],
         },
@@ -121,6 +127,19 @@ def policy_documents(
         },
     }
     return [policy, binding]
+
+
+def _exemptions(users: tuple[str, ...], runtime_classes: tuple[str, ...]) -> list[dict[str, str]]:
+    """matchConditions leaving out what PSA's configuration exempts (its usernames and runtimeClasses)."""
+    out = []
+    if users:
+        out.append({"name": "exempt-users", "expression": f"!(request.userInfo.username in {str_list(set(users))})"})
+    if runtime_classes:
+        out.append({
+            "name": "exempt-runtime-classes",
+            "expression": f"!(object.spec.?runtimeClassName.orValue('') in {str_list(set(runtime_classes))})",
+        })
+    return out
 
 
 class _Dumper(yaml.SafeDumper):
