@@ -2,7 +2,7 @@
 
 The grid test builds real files and directories with many owners, modes and ACLs, then asks the kernel
 (``faccessat(AT_EACCESS)`` in a process made by ``setpriv``) what each credential may do and compares it
-with :func:`podsec.perms.access.permission` — every combination, no expected values written by hand.
+with :func:`podsec.kernel.access.permission` — every combination, no expected values written by hand.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from podsec.perms.access import (
+from podsec.kernel.access import (
     MAY_EXEC,
     MAY_READ,
     MAY_WRITE,
@@ -28,7 +28,7 @@ from podsec.perms.access import (
     squash,
     sticky_blocks,
 )
-from podsec.perms.acl import Acl, read_path
+from podsec.kernel.acl import Acl, read_path
 from test_perms_support import kernel_access, needs_root, needs_setpriv, reachable_dir, run_as
 
 R, W, X = MAY_READ, MAY_WRITE, MAY_EXEC

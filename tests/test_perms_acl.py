@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from podsec.perms import acl as acls
-from podsec.perms.acl import Acl, create_masq
+from podsec.kernel import acl as acls
+from podsec.kernel.acl import Acl, create_masq
 
 pytestmark = pytest.mark.skipif(shutil.which("setfacl") is None or os.geteuid() != 0,
                                 reason="needs root and the acl package (setfacl/getfacl)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from podsec.perms.acl import read_path
+from podsec.kernel.acl import read_path
 from test_perms_support import needs_root, needs_setpriv, reachable_dir, run_as
 
 pytestmark = [needs_root, needs_setpriv]

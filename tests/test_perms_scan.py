@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from podsec.kernel.access import Inode
+from podsec.kernel.acl import Acl
 from podsec.perms import scan as scan_mod
-from podsec.perms.access import Inode
-from podsec.perms.acl import Acl
 from podsec.perms.fixes import TreeFix
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, ACLs)")

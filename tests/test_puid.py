@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from podsec.image.model import GroupEntry, ImageInfo, PasswdEntry
+from podsec.image.model import GroupEntry, ImageFacts, ImageInfo, PasswdEntry
 from podsec.image.s6 import probe
-from podsec.puid import ImageFacts, Verdict, container_env, pod_verdicts, verdict_dict
+from podsec.puid import Verdict, container_env, pod_verdicts, verdict_dict
 from podsec.puid_spec import EnvSources, pod_has_candidate
 from podsec.resolve import ALL_CAPS, resolve_pod
 
@@ -161,8 +161,9 @@ def test_no_init_no_verdict() -> None:
     assert verdict(img=image(entrypoint=None), facts=None) is None
 
 
-def test_unknown_image_needs_a_linuxserver_name_or_an_init_command() -> None:
-    assert verdict(known=False, facts=None) is None
+def test_unknown_image_with_puid_is_assumed_to_run_init_as_check_and_explain_both_say() -> None:
+    v = verdict(known=False, facts=None)
+    assert v is not None and v.warnings == ("the image is not in the local store: assuming its ENTRYPOINT is /init",)
     v = verdict({"image": "lscr.io/linuxserver/sonarr:latest"}, known=False, facts=None)
     assert v is not None and v.mode == "drop" and v.app[:2] == (1000, 1000)
     assert "the image is not in the local store: assuming its ENTRYPOINT is /init" in v.warnings
@@ -363,6 +364,7 @@ def test_probe_does_not_follow_links_out_of_the_rootfs(tmp_path: Path) -> None:
 
 def ps008(container: dict, pod_sc: dict | None = None, known: bool = False) -> list:
     """podsec's PS008 findings for a one-container pod with PUID/PGID set (the image unknown unless ``known``)."""
+    from podsec.check import pod_facts
     from podsec.policy.checks import run_checks
 
     c = {"name": "app", "image": "example.org/app:1",
@@ -371,7 +373,8 @@ def ps008(container: dict, pod_sc: dict | None = None, known: bool = False) -> l
     img = image()
     lookup = (lambda ref: img) if known else None
     pod = resolve_pod({"name": "p"}, spec, lookup)
-    return [f for f in run_checks({"name": "p"}, spec, pod, images=lookup) if f.id == "PS008"]
+    facts = pod_facts(spec, pod, frozenset(), lookup, None, None)
+    return [f for f in run_checks({"name": "p"}, spec, pod, facts=facts) if f.id == "PS008"]
 
 
 def test_ps008_flags_run_as_user_even_without_the_image() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from podsec.check import pod_facts
 from podsec.policy.checks import run_checks
 from podsec.resolve import resolve_pod
 
@@ -21,7 +22,8 @@ def ps012(volume: dict[str, Any], pod_sc: dict[str, Any] | None = None, mount: d
         "volumes": [{"name": "v", **volume}],
     }
     pod = resolve_pod({"name": "p"}, spec, None)
-    return [f for f in run_checks({"name": "p"}, spec, pod, gates) if f.id == "PS012"]
+    facts = pod_facts(spec, pod, gates, None, None, None)
+    return [f for f in run_checks({"name": "p"}, spec, pod, gates, facts) if f.id == "PS012"]
 
 
 SECRET_0600 = {"secret": {"secretName": "s", "defaultMode": 0o600}}

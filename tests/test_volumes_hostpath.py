@@ -120,7 +120,7 @@ def test_invalid_type_and_path() -> None:
 
 
 def test_claim_flags() -> None:
-    dirs = parse_volume_dirs(["data=/srv/data", "logs=relative/logs"])
+    dirs = parse_volume_dirs(["data=/srv/data", "logs=relative/logs"], must_exist=False)
     assert dirs["data"] == Path("/srv/data") and dirs["logs"].is_absolute()
     with pytest.raises(InputError, match="expected CLAIM=DIR"):
         parse_volume_dirs(["nodir"])

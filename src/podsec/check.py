@@ -18,6 +18,7 @@ from podsec.resolve import ImageLookup, resolve_pod
 if TYPE_CHECKING:
     from podsec.admit import AdmitOptions, AdmittedPod
     from podsec.errors import PodsecError
+    from podsec.policy.checks import PodFacts
     from podsec.report.check_report import Problem
 
 PSS_SEVERITY = "high"
@@ -82,6 +83,8 @@ class Analyzer:
     feature_gates: frozenset[str] = frozenset()
     validate: str = "strict"
     ns_policies: dict[str, Policy] = field(default_factory=dict)
+    image_facts: Callable[[str], Any] | None = None
+    """s6-overlay facts of an image's rootfs (PUID/PGID verdicts), when images are read."""
 
     _options: AdmitOptions | None = None
 
@@ -106,8 +109,9 @@ class Analyzer:
             return ns["default"]
         return Policy(DEFAULT_LEVEL, version or "latest", "default")
 
-    def judge(self, admitted: AdmittedPod) -> WorkloadReport:
-        """The report of one admitted workload: API errors, Pod Security Standards, podsec's own checks."""
+    def judge(self, admitted: AdmittedPod, config_objects: list[dict] | None = None) -> WorkloadReport:
+        """The report of one admitted workload: API errors, Pod Security Standards, podsec's own checks.
+        ``config_objects``: the ConfigMaps/Secrets admitted with it (PUID/PGID from ``envFrom``/``valueFrom``)."""
         from podsec.policy.checks import run_checks
         from podsec.policy.pss import evaluate
 
@@ -128,7 +132,9 @@ class Analyzer:
                     extra={"paths": [tuple(p) for p in paths]},
                 )
             )
-        findings += run_checks(wl.metadata, wl.spec, resolved, self.feature_gates, self.images)
+        facts = pod_facts(wl.spec, resolved, self.feature_gates, self.images, self.image_facts,
+                          env_sources(config_objects or [], admitted.namespace))
+        findings += run_checks(wl.metadata, wl.spec, resolved, self.feature_gates, facts)
         for f in findings:
             f.field = wl.field(f.path)
             f.line = wl.line_of(f.path)
@@ -145,7 +151,7 @@ class Analyzer:
                 warn(line)
         by_object: dict[int, list[WorkloadReport]] = {}
         for p in admission.pods:
-            by_object.setdefault(id(p.workload.obj), []).append(self.judge(p))
+            by_object.setdefault(id(p.workload.obj), []).append(self.judge(p, admission.config_objects))
         return [by_object.get(id(o), []) for o in objects]
 
     def object_reports(self, obj: K8sObject, warn: Callable[[str], None]) -> list[WorkloadReport]:
@@ -157,7 +163,7 @@ class Analyzer:
         if admission.dropped_unknown:
             for line in admission.warnings(located=True):
                 warn(line)
-        return [self.judge(p) for p in admission.pods]
+        return [self.judge(p, admission.config_objects) for p in admission.pods]
 
 
 def analyze(
@@ -169,14 +175,14 @@ def analyze(
     allow_privileged: bool = True,
     feature_gates: frozenset[str] = frozenset(),
     validate: str = "strict",
+    image_facts: Callable[[str], Any] | None = None,
 ) -> Analysis:
-    """Check every workload in ``loaded``; raises InputError (exit 2) on undecodable input."""
+    """Check every workload in ``loaded`` (admitted together, so the ConfigMaps/Secrets given with a pod count
+    for its PUID/PGID, as in ``explain``); raises InputError (exit 2) on undecodable input."""
     ns_policies, ns_errors = namespace_policies(loaded.objects)
-    analyzer = Analyzer(level, version, images, allow_privileged, feature_gates, validate, ns_policies)
-    reports: list[WorkloadReport] = []
+    analyzer = Analyzer(level, version, images, allow_privileged, feature_gates, validate, ns_policies, image_facts)
     warnings: list[str] = []
-    for obj in loaded.objects:
-        reports += analyzer.object_reports(obj, warnings.append)
+    reports = [r for rs in analyzer.batch_reports(loaded.objects, warnings.append) for r in rs]
     return Analysis(reports, loaded.objects, ns_errors + warnings)
 
 
@@ -197,6 +203,29 @@ def strict_findings(admitted: AdmittedPod) -> list[Finding]:
         f.line = obj.line_of(u.path)
         out.append(f)
     return out
+
+
+def env_sources(config_objects: list[dict], namespace: str) -> Callable[[str, str], Any]:
+    """ConfigMaps/Secrets in the same input, for PUID/PGID from ``envFrom``/``valueFrom``; one not given here may
+    still exist in the cluster, so it is unknown (``None``), not absent."""
+    from podsec.runtime.process import Objects
+
+    return Objects.from_documents(config_objects).env_sources(namespace, missing_is_absent=False)
+
+
+def pod_facts(spec: dict, pod: ResolvedPod, feature_gates: frozenset[str], images: ImageLookup | None,
+              image_facts: Callable[[str], Any] | None, sources: Callable[[str, str], Any] | None) -> PodFacts:
+    """What the checks are handed instead of deciding it themselves: the PUID/PGID verdicts (as explain shows
+    them) and the volume files a container cannot read."""
+    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER
+    from podsec.policy.checks import PodFacts
+    from podsec.puid import verdicts
+    from podsec.volumes.readable import unreadable
+
+    unread = tuple(unreadable(pod, spec, fs_user_gate=POD_SECURITY_CONTEXT_FS_USER in feature_gates,
+                              user_fields_gate=ATOMIC_WRITE_VOLUME_USER_FIELDS in feature_gates)) \
+        if spec.get("volumes") else ()
+    return PodFacts(verdicts(spec, pod, images, image_facts, sources), unread)
 
 
 def api_findings(admitted: AdmittedPod) -> list[Finding]:

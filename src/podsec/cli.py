@@ -16,6 +16,7 @@ from podsec import __version__
 from podsec.api.strict import click_option as _validate_option
 from podsec.errors import PodsecError
 from podsec.features import click_option as _feature_gates_option
+from podsec.image.lookup import image_facts, image_lookup
 
 NO_WORKLOAD = ("no workload (Pod, Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet, ReplicationController, "
                "PodTemplate) in the input")
@@ -129,26 +130,6 @@ def _file_size(value: str) -> int:
         raise click.BadParameter(str(exc), param_hint="--max-file-size") from None
 
 
-def image_lookup(root: str) -> Callable[[str], Any] | None:
-    """Image info from the local store, when there is one, so resolve can use USER and /etc/passwd."""
-    if not os.path.exists(os.path.join(root, "oci", "index.json")):
-        return None
-    from podsec.image.store import ImageStore
-
-    store = ImageStore(__import__("pathlib").Path(root))
-    cache: dict[str, Any] = {}
-
-    def lookup(ref: str) -> Any:
-        if ref not in cache:
-            try:
-                cache[ref] = store.info(ref) if store.resolve(ref) is not None else None
-            except PodsecError:
-                cache[ref] = None
-        return cache[ref]
-
-    return lookup
-
-
 def _load(files: tuple[str, ...]) -> Any:
     from podsec.manifest.loader import load
 
@@ -201,7 +182,8 @@ def check(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...]
     with no_cyclic_gc():  # a batch: see podsec.gcpause (rendering big outputs gains too)
         for item in iter_results(list(files), jobs=None if images is None else 1, warn=say, level=level,
                                  version=pss_version, images=images, feature_gates=feature_gates.enabled_names,
-                                 validate=validate):
+                                 validate=validate,
+                                 image_facts=None if images is None else image_facts(ctx.obj["root"])):
             if isinstance(item, rep.Problem):
                 say(f"podsec: {item.message}")
                 sink.problem(item)
@@ -227,7 +209,8 @@ def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ..
             validate: str, feature_gates: Any) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
     from podsec.admit import AdmitOptions, admit
-    from podsec.puid import pod_verdicts
+    from podsec.check import env_sources
+    from podsec.puid import verdicts
     from podsec.report.explain_report import pod_dict, render_text
     from podsec.resolve import resolve_pod
 
@@ -237,7 +220,7 @@ def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ..
     for line in admission.warnings():
         click.echo(line, err=True)
     images = None if no_images else image_lookup(ctx.obj["root"])
-    facts = None if images is None else _image_facts(ctx.obj["root"])
+    facts = None if images is None else image_facts(ctx.obj["root"])
     pods = []
     puid = []  # PUID/PGID (linuxserver/s6-overlay) verdicts, by container name, one dict per pod
     notes: list[list[str]] = []  # volume file owners (fsUser, defaultUser/user and their feature gates)
@@ -246,9 +229,7 @@ def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ..
         pod = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
         pods.append((pod, obj.source.display, obj.line_of()))
         notes.append(_ownership_notes(pod, wl, feature_gates))
-        by_name = {c.name: images(c.image) if images and c.image else None for c in pod.containers}
-        puid.append(pod_verdicts(wl.spec, pod, by_name, facts,
-                                 sources=_manifest_env_sources(admission.config_objects, wl)))
+        puid.append(verdicts(wl.spec, pod, images, facts, env_sources(admission.config_objects, admitted.namespace)))
     docs = [pod_dict(p, f, ln, v) for (p, f, ln), v in zip(pods, puid)]
     for doc, n in zip(docs, notes):
         if n:
@@ -283,25 +264,6 @@ def _ownership_notes(pod: Any, wl: Any, gates: Any) -> list[str]:
     return ownership_notes(pod, wl.spec, wl.pod_metadata(),
                            atomic_write_user_fields=gates.enabled(ATOMIC_WRITE_VOLUME_USER_FIELDS),
                            pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER))
-
-
-def _manifest_env_sources(config_objects: list[dict], wl: Any) -> Callable[[str, str], Any]:
-    """ConfigMaps/Secrets in the same input, for PUID/PGID from ``envFrom``/``valueFrom``; one not given here may
-    still exist in the cluster, so it is unknown (``None``), not absent."""
-    from podsec.runtime.process import Objects
-
-    objects = Objects.from_documents(config_objects)
-    return objects.env_sources(wl.namespace or "default", missing_is_absent=False)
-
-
-def _image_facts(root: str) -> Callable[[str], Any]:
-    """s6-overlay files in an image's rootfs (read only for PUID/PGID candidates), from the local store."""
-    from pathlib import Path
-
-    from podsec.image.s6 import store_facts
-    from podsec.image.store import ImageStore
-
-    return store_facts(ImageStore(Path(root)))
 
 
 #: Command modules kept apart from this file (they touch the machine or pull in heavier imports); each has

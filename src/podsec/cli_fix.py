@@ -56,10 +56,10 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
     privileged, ...) is left as it is and reported. readOnlyRootFilesystem needs --trace: without
     knowing where the app writes it would break the app.
     """
-    from podsec.cli import image_lookup
     from podsec.fix import fix_text
     from podsec.fix.files import account_lookup, read_inputs, unified_diff, write_atomic
     from podsec.gcpause import no_cyclic_gc
+    from podsec.image.lookup import image_lookup
 
     inputs_given = paths + files
     if not inputs_given:
@@ -155,13 +155,13 @@ def _trace(ctx: click.Context, inputs: list, results: list, images: Any, duratio
            volume_dir: tuple[str, ...]) -> bool:
     """Run the manifests as written, then the fixed ones until each container runs read-only as the new user
     as well as it did, or a blocker is named (:mod:`podsec.fix.solve`); keep what was proven."""
-    from podsec.cli_runtime import _volume_dirs
     from podsec.fix.apply import set_traced
     from podsec.fix.solve import solve
     from podsec.trace.runner import TraceOptions
+    from podsec.volumes.claims import volume_dir_strings
 
     opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,
-                        volume_dirs=_volume_dirs(volume_dir))
+                        volume_dirs=volume_dir_strings(volume_dir))
     files = [(str(n), r.display, r.original, r.fixed) for n, r in enumerate(results)]
     interrupted = False
     for r, solved in zip(results, solve(files, opts)):

@@ -72,10 +72,10 @@ def perms(ctx: click.Context, files: tuple[str, ...], path: str, identities: tup
     parties = []
     notes: list[str] = []
     if files:
-        from podsec.admit import admit
-        from podsec.cli import _load, image_lookup
+        from podsec.admit import admit_files
+        from podsec.image.lookup import image_lookup
 
-        workloads = [p.workload for p in admit(_load(files).objects).pods]
+        workloads = [p.workload for p in admit_files(files).pods]
         images = None if no_images else image_lookup(ctx.obj["root"])
         found = container_parties(workloads, root, dirs, root_squash=root_squash, images=images)
         parties += found.parties

@@ -49,18 +49,6 @@ def _store(ctx: click.Context) -> Any:
     return ImageStore(Path(_root(ctx)))
 
 
-def _volume_dirs(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        claim, sep, path = v.partition("=")
-        if not sep or not claim or not path:
-            raise click.BadParameter(f"{v!r}: expected CLAIM=DIR", param_hint="--volume-dir")
-        if not os.path.isdir(path):
-            raise click.BadParameter(f"{path}: not an existing directory", param_hint="--volume-dir")
-        out[claim] = os.path.abspath(path)
-    return out
-
-
 def _new_record(req: Any, ctx: click.Context, runtime: str, volume_dirs: dict[str, str], mode: str,
                 gates: Any = None) -> Any:
     from podsec.runtime.lifecycle import new_record
@@ -219,12 +207,13 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     from podsec.runtime.cleanup import cleanup_pod
     from podsec.runtime.logs import LogStreamer
     from podsec.runtime.status import exit_code_of
+    from podsec.volumes.claims import volume_dir_strings
 
     lifecycle.trace("run: imported")
     req = admission.single_pod(files, namespace, feature_gates=feature_gates, field_validation=validate)
     _warn_dropped(req)  # the images are checked while the sandbox starts
     lifecycle.trace("run: admitted")
-    record = _new_record(req, ctx, runtime, _volume_dirs(volume_dir), "foreground", feature_gates)
+    record = _new_record(req, ctx, runtime, volume_dir_strings(volume_dir), "foreground", feature_gates)
     record.owner_pid = os.getpid()
     record.owner_start = state.process_start_time(record.owner_pid)
     paths = _paths(ctx, record.namespace, record.name)
@@ -272,6 +261,7 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
     import subprocess
 
     from podsec.runtime import admission, lifecycle, state
+    from podsec.volumes.claims import volume_dir_strings
 
     reqs = admission.load_pods(files, namespace, feature_gates=feature_gates, field_validation=validate)
     if not reqs:
@@ -280,7 +270,7 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
     for req in reqs:
         _warn_dropped(req)
         admission.check_images(req, store)
-    dirs = _volume_dirs(volume_dir)
+    dirs = volume_dir_strings(volume_dir)
     for req in reqs:
         paths = _paths(ctx, req.namespace, req.name)
         existing = state.load(paths)

@@ -58,12 +58,12 @@ def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: s
     Writes inside already-mounted volumes are listed apart. Several workloads are traced at the same time.
     Exit 0 only when every container can run read-only that way; 1 otherwise.
     """
-    from podsec.cli_runtime import _volume_dirs
     from podsec.trace.runner import TraceOptions, read_inputs, trace_texts
+    from podsec.volumes.claims import volume_dir_strings
 
     inputs = read_inputs(files)
     opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,
-                        volume_dirs=_volume_dirs(volume_dir), namespace=namespace,
+                        volume_dirs=volume_dir_strings(volume_dir), namespace=namespace,
                         logs=sys.stderr.buffer if logs else None, jobs=jobs, grace=grace, verify=not no_verify,
                         validate=validate)
     pods = trace_texts(inputs, opts)

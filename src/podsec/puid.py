@@ -37,9 +37,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from podsec.image.model import ImageInfo
+from podsec.image.model import ImageFacts, ImageInfo
 from podsec.model import Path, ResolvedContainer, ResolvedPod, render_path
-from podsec.puid_spec import INIT, LSIO_PREFIXES, EnvSources, argv0, candidate, env_from
+from podsec.puid_spec import INIT, LSIO_PREFIXES, EnvSources, argv0, candidate, env_from, pod_has_candidate
 
 LSIO_USER = "abc"
 LSIO_DEFAULT_ID = 911
@@ -56,15 +56,6 @@ S6_EXIT_FAILED = 111
 """s6-applyuidgid's exit code for a failed system call (skarnet's ``strerr_diefu1sys(111, …)``)."""
 MAX_ID = 4294967294
 V3_MARKERS = ("/package/admin/s6-overlay", "/command")
-
-
-class ImageFacts(NamedTuple):
-    """What the image's rootfs shows (gathered by :func:`podsec.image.s6.probe`)."""
-
-    markers: tuple[str, ...] = ()
-    """s6-overlay / linuxserver paths present, e.g. ``/etc/s6-overlay``, ``/command/s6-svscan``, ``/docker-mods``."""
-    run_owner: tuple[int, int, int] | None = None
-    """uid, gid and permission bits of the image's ``/run`` (``None``: absent)."""
 
 
 class EnvValue(NamedTuple):
@@ -281,14 +272,14 @@ def _has_run_volume(rc: ResolvedContainer) -> bool:
 
 def detect(
     container: Mapping, rc: ResolvedContainer, pod: ResolvedPod, pod_spec: Mapping,
-    image: ImageInfo | None, facts: ImageFacts | None, *, assume_init: bool = False,
-    sources: EnvSources | None = None,
+    image: ImageInfo | None, facts: ImageFacts | None, *, sources: EnvSources | None = None,
 ) -> Verdict | None:
     """The verdict for one container, or ``None`` when it is not a PUID/PGID (s6-overlay ``/init``) image.
 
     It is one when PUID or PGID is in its environment (or the image is a linuxserver one) *and* something
     shows the s6-overlay init: ``/init`` as the program, s6-overlay files in the image, or a linuxserver name.
-    ``assume_init`` (``check`` without the image): PUID/PGID alone count when nothing else names the program.
+    When the image is not known (not in the store), PUID/PGID alone count when nothing else names the program,
+    with a warning that ``/init`` is assumed: check, explain and run judge such a container the same way.
     ``sources``: the ConfigMaps/Secrets podsec knows, for ``envFrom`` and ``valueFrom`` (else unknown).
     """
     env = container_env(container, image, sources)
@@ -297,7 +288,7 @@ def detect(
     lsio = rc.image.startswith(LSIO_PREFIXES) or "/docker-mods" in markers
     prog, prog_source = argv0(container, image)
     image_init = bool(image and image.entrypoint and image.entrypoint[0] == INIT)
-    guessed = assume_init and prog is None and image is None and (puid is not None or pgid is not None)
+    guessed = prog is None and image is None and (puid is not None or pgid is not None)
     if not (prog == INIT or image_init or markers or lsio or guessed):
         return None
     if puid is None and pgid is None and not lsio:
@@ -548,10 +539,23 @@ def _non_root(rc: ResolvedContainer, pod: ResolvedPod, facts: ImageFacts | None,
 # -- whole pods and the words for run/describe ------------------------------------------------------
 
 
+def verdicts(
+    spec: Mapping, pod: ResolvedPod, images: Callable[[str], ImageInfo | None] | None,
+    facts: Callable[[str], ImageFacts | None] | None = None, sources: EnvSources | None = None,
+) -> dict[str, Verdict]:
+    """The PUID/PGID verdicts of a pod, as check, explain and run all ask for them: ``images`` looks an image
+    up by reference (``None``: images not read), ``facts`` reads its rootfs, ``sources`` the ConfigMaps/Secrets
+    of ``envFrom``/``valueFrom``. The cheap spec-only pre-check (:func:`podsec.puid_spec.pod_has_candidate`)
+    comes first, so an ordinary pod reads no rootfs."""
+    by_name = {c.name: images(c.image) if images is not None and c.image else None for c in pod.containers}
+    if not pod_has_candidate(spec, by_name, sources):
+        return {}
+    return pod_verdicts(spec, pod, by_name, facts, sources=sources)
+
+
 def pod_verdicts(
     spec: Mapping, pod: ResolvedPod, images: Mapping[str, ImageInfo | None],
-    facts: Callable[[str], ImageFacts | None] | None = None, *, assume_init: bool = False,
-    sources: EnvSources | None = None,
+    facts: Callable[[str], ImageFacts | None] | None = None, *, sources: EnvSources | None = None,
 ) -> dict[str, Verdict]:
     """Verdicts by container name. ``images`` maps a container name to its image (if known); ``facts`` reads
     an image's rootfs by reference, and is called only for containers that may be PUID/PGID ones;
@@ -567,7 +571,7 @@ def pod_verdicts(
         if not _candidate(container, rc, image, sources):
             continue
         f = facts(rc.image) if facts is not None and rc.image_known else None
-        v = detect(container, rc, pod, spec, image, f, assume_init=assume_init, sources=sources)
+        v = detect(container, rc, pod, spec, image, f, sources=sources)
         if v is not None:
             out[rc.name] = v
     return out

@@ -13,7 +13,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from podsec.errors import InputError
-from podsec.fix.plan import DEFAULT_UID, LEVEL, NEEDS_HUMAN, VERSION, AccountLookup, WorkloadPlan, plan_workload
+
+if TYPE_CHECKING:
+    from podsec.admit import AdmittedPod
+    from podsec.api.strict import UnknownField
+from podsec.fix.plan import (
+    DEFAULT_UID,
+    LEVEL,
+    NEEDS_HUMAN,
+    VERSION,
+    AccountLookup,
+    WorkloadPlan,
+    is_puid_container,
+    plan_workload,
+)
 from podsec.manifest.kinds import Workload
 from podsec.manifest.loader import K8sObject, add_object, parse_documents
 from podsec.manifest.rewrite import Patch, apply_patches, merge, patch_writable_mounts
@@ -167,14 +180,13 @@ def _privileged(wl: Workload, path: tuple) -> bool:
     return isinstance(sc, dict) and sc.get("privileged") is True
 
 
-def _puid(c: dict | None) -> bool:
-    return c is not None and any(isinstance(e, dict) and e.get("name") in ("PUID", "PGID")
-                                 for e in c.get("env") or ())
+def _puid(c: dict | None, images: ImageLookup | None) -> bool:
+    return c is not None and is_puid_container(c, images)
 
 
-def _puid_only(wl: Workload, fields: list[tuple]) -> bool:
+def _puid_only(wl: Workload, fields: list[tuple], images: ImageLookup | None) -> bool:
     containers = [_container(wl, f) for f in fields]
-    return bool(containers) and all(_puid(c) for c in containers)
+    return bool(containers) and all(_puid(c, images) for c in containers)
 
 
 def verify(display: str, original: list[Workload], fixed: str, images: ImageLookup | None) -> list[Leftover]:
@@ -196,7 +208,7 @@ def verify(display: str, original: list[Workload], fixed: str, images: ImageLook
                 fields = [f for f in fields if not _privileged(wl, f)]
                 if not fields:
                     continue  # only privileged containers: reported with the privileged finding
-            if _puid_only(wl, fields):
+            if _puid_only(wl, fields, images):
                 continue  # reported as needing a human
             path = fields[0] if fields else ("spec",)
             out.append(Leftover(label, wl.line_of(path), f"still denied by restricted: {fail.reason} "
@@ -208,7 +220,7 @@ def verify(display: str, original: list[Workload], fixed: str, images: ImageLook
             continue  # the kubelet checks Windows users by name (runAsUserName), not uids
         resolved = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
         for rc in resolved.containers:
-            if rc.run_as_non_root.ok is False and not _puid(_container(wl, rc.path)):
+            if rc.run_as_non_root.ok is False and not _puid(_container(wl, rc.path), images):
                 out.append(Leftover(label, wl.line_of(rc.path),
                                     f'container "{rc.name}" would not start: {rc.run_as_non_root.message}', doc))
     return out

@@ -59,7 +59,6 @@ _SECCOMP_OK = ("RuntimeDefault", "Localhost")
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 _SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
-_LSIO_ENV = ("PUID", "PGID")
 
 
 @dataclass(slots=True)
@@ -147,10 +146,8 @@ class _Planner:
             for i, c in enumerate(self.spec.get(key) or ()):
                 if not isinstance(c, dict):
                     continue
-                env = {e.get("name") for e in c.get("env") or () if isinstance(e, dict)}
                 self.containers.append(_Container(key, i, c, _d(c.get("securityContext")),
-                                                  by_path.get(("spec", key, i)),
-                                                  any(n in env for n in _LSIO_ENV)))
+                                                  by_path.get(("spec", key, i)), is_puid_container(c, images)))
         self.pss = evaluate(wl.metadata, self.spec, LEVEL, VERSION)
         self.windows = _d(self.spec.get("os")).get("name") == "windows"
         self.userns = self.spec.get("hostUsers") is False
@@ -460,6 +457,16 @@ def _what_rank(text: str) -> int:
     """Summary items in the same order as the keys they wrote."""
     head = text.split(" (")[0]
     return next((i for i, k in enumerate(_SC_ORDER) if k in head), len(_SC_ORDER))
+
+
+def is_puid_container(container: dict, images: ImageLookup | None) -> bool:
+    """A container that may be a PUID/PGID (s6-overlay) one, decided as check, explain and run decide it
+    (:func:`podsec.puid_spec.candidate`: PUID/PGID in its env or its image's, ``/init``, a linuxserver image);
+    fix leaves its user to the image's own privilege drop."""
+    from podsec.puid_spec import candidate
+
+    ref = str(container.get("image") or "")
+    return candidate(container, ref, images(ref) if images is not None and ref else None)
 
 
 def plan_workload(wl: Workload, images: ImageLookup | None = None, *, uid: int = DEFAULT_UID,

@@ -6,6 +6,7 @@ Kept free of I/O so :mod:`podsec.resolve` can be tested with hand-made images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +70,12 @@ class ImageInfo:
             if entry.gid == gid:
                 return entry.name
         return None
+
+
+class ImageFacts(NamedTuple):
+    """What the image's rootfs shows (gathered by :func:`podsec.image.s6.probe`; judged by :mod:`podsec.puid`)."""
+
+    markers: tuple[str, ...] = ()
+    """s6-overlay / linuxserver paths present, e.g. ``/etc/s6-overlay``, ``/command/s6-svscan``, ``/docker-mods``."""
+    run_owner: tuple[int, int, int] | None = None
+    """uid, gid and permission bits of the image's ``/run`` (``None``: absent)."""

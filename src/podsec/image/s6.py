@@ -19,7 +19,7 @@ from typing import Any
 
 from podsec.errors import PodsecError
 from podsec.image.fsutil import open_dir_in_root, read_in_root
-from podsec.puid import ImageFacts
+from podsec.image.model import ImageFacts
 
 MARKER_DIRS = ("/etc/s6-overlay", "/package/admin/s6-overlay", "/etc/cont-init.d", "/etc/services.d", "/etc/s6")
 MARKER_FILES = ("/docker-mods",)

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from podsec.errors import InputError, RuntimeFailure
-from podsec.perms import acl as acls
-from podsec.perms.access import Inode
+from podsec.kernel import acl as acls
+from podsec.kernel.access import Inode
 from podsec.perms.fixes import TreeFix, killed_by_chown
 from podsec.perms.scan import mounts_under
 from podsec.volumes import ownership

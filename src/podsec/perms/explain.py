@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import stat
 
-from podsec.perms.access import MAY_EXEC, MAY_READ, MAY_WRITE, Decision, Inode
-from podsec.perms.acl import perm_str
+from podsec.kernel.access import MAY_EXEC, MAY_READ, MAY_WRITE, Decision, Inode
+from podsec.kernel.acl import perm_str
 from podsec.perms.identity import Party
 from podsec.perms.matrix import MAX_LISTED, Denial
 from podsec.perms.scan import Scan
@@ -97,7 +97,7 @@ def reason(d: Decision, inode: Inode, p: Party) -> str:
 
 
 def int_perm(entry: str) -> int:
-    from podsec.perms.acl import parse_perm
+    from podsec.kernel.acl import parse_perm
 
     return parse_perm(entry.rsplit(":", 1)[-1])
 

@@ -24,8 +24,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from podsec.perms.access import CAP_DAC_OVERRIDE, Cred, Inode
-from podsec.perms.acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Acl, Entry, perm_str
+from podsec.kernel.access import CAP_DAC_OVERRIDE, Cred, Inode
+from podsec.kernel.acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Acl, Entry, perm_str
 from podsec.perms.identity import Party
 from podsec.perms.matrix import Result, evaluate
 from podsec.perms.scan import Scan

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from podsec.errors import InputError
-from podsec.perms.access import Cred, nfs_server_cred, squash
+from podsec.kernel.access import Cred, nfs_server_cred, squash
 
 LOCAL_NFS_SERVERS = frozenset({"localhost", "127.0.0.1", "::1"})
 CONTAINER_KINDS = ("init", "container")

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from podsec.perms.access import (
+from podsec.kernel.access import (
     MAY_EXEC,
     MAY_READ,
     MAY_WRITE,

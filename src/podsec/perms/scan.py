@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podsec.errors import InputError, RuntimeFailure
-from podsec.perms import acl as acls
-from podsec.perms.access import Inode
+from podsec.kernel import acl as acls
+from podsec.kernel.access import Inode
 from podsec.volumes.ownership import walk_tree
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC

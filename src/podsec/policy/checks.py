@@ -3,16 +3,19 @@
 Each check is a small function of the pod template and its resolved view, registered with an
 ID, a severity, why it matters and how to fix it. They read the resolved object, so they
 agree with ``explain`` and ``run`` by construction.
+
+What is decided above the judge (PUID/PGID verdicts, which volume files a container can read) is
+handed in as :class:`PodFacts` by the caller (:func:`podsec.check.pod_facts`); the checks only word it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from podsec.findings import Finding
 from podsec.model import ResolvedContainer, ResolvedPod
-from podsec.resolve import ImageLookup
 
 CheckFn = Callable[[dict, dict, ResolvedPod], Iterator[Finding]]
 
@@ -26,18 +29,30 @@ class CheckInfo:
     fn: CheckFn
     gated: bool = False
     """The check also receives the enabled feature gates (a fourth argument)."""
-    needs_images: bool = False
-    """The check also receives the image lookup (``images=``; ``None`` when images are not read)."""
+    needs_facts: bool = False
+    """The check also receives the :class:`PodFacts` (``facts=``)."""
 
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """What was decided about the pod above the judge, for the checks that word it."""
+
+    puid: Mapping[str, Any] = field(default_factory=dict)
+    """PUID/PGID verdicts by container name (:class:`podsec.puid.Verdict`), from :func:`podsec.puid.verdicts`."""
+    unreadable: Sequence[Any] = ()
+    """Volume files a container cannot read (:class:`podsec.volumes.readable.Unreadable`)."""
+
+
+NO_FACTS = PodFacts()
 
 REGISTRY: list[CheckInfo] = []
 
 
 def check(
-    id: str, severity: str, title: str, why: str, *, gated: bool = False, needs_images: bool = False,
+    id: str, severity: str, title: str, why: str, *, gated: bool = False, needs_facts: bool = False,
 ) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
-        REGISTRY.append(CheckInfo(id, severity, title, why, fn, gated, needs_images))
+        REGISTRY.append(CheckInfo(id, severity, title, why, fn, gated, needs_facts))
         return fn
 
     return register
@@ -251,19 +266,10 @@ def fsgroup_ignored(meta: dict, spec: dict, pod: ResolvedPod) -> Iterator[Findin
     "linuxserver.io-style images start as root (s6-overlay /init) and drop to PUID:PGID themselves with "
     "setgroups()/setgid()/setuid(); runAsUser/runAsNonRoot, dropping CHOWN/SETGID/SETUID, sharing the PID "
     "namespace or a read-only root stop that init or quietly change who the app runs as.",
-    needs_images=True,
+    needs_facts=True,
 )
-def puid_pgid_conflict(
-    meta: dict, spec: dict, pod: ResolvedPod, images: ImageLookup | None = None,
-) -> Iterator[Finding]:
-    from podsec.puid_spec import pod_has_candidate
-
-    by_name = {c.name: images(c.image) if images and c.image else None for c in pod.containers}
-    if not pod_has_candidate(spec, by_name):
-        return
-    from podsec.puid import pod_verdicts
-
-    for name, v in pod_verdicts(spec, pod, by_name, assume_init=True).items():
+def puid_pgid_conflict(meta: dict, spec: dict, pod: ResolvedPod, facts: PodFacts = NO_FACTS) -> Iterator[Finding]:
+    for name, v in facts.puid.items():
         if not v.conflicts:
             continue
         first = (v.fatal or v.conflicts)[0]
@@ -363,23 +369,17 @@ _OWNER_CHECKING = {
     "(else defaultMode, 0644); with fsGroup they get its group and owner/group read bits. A non-root container "
     "that is neither the owner nor in the file's group reads only through the bits for others, so 0600 or 0400 "
     "files are 'Permission denied' for it.",
-    gated=True,
+    needs_facts=True,
 )
-def unreadable_volume_files(meta: dict, spec: dict, pod: ResolvedPod, gates: frozenset[str] = frozenset()) -> Iterator[
+def unreadable_volume_files(meta: dict, spec: dict, pod: ResolvedPod, facts: PodFacts = NO_FACTS) -> Iterator[
     Finding
 ]:
-    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER
-    from podsec.volumes.readable import known_groups, unreadable
-
-    if not spec.get("volumes"):
-        return
-    for u in unreadable(pod, spec, fs_user_gate=POD_SECURITY_CONTEXT_FS_USER in gates,
-                        user_fields_gate=ATOMIC_WRITE_VOLUME_USER_FIELDS in gates):
+    for u in facts.unreadable:
         f, rc = u.files, u.container
         what = f'item "{f.item}"' if f.item else "its files"
         name = (f.item or "").rsplit("/", 1)[-1]
         extra = f"; {_OWNER_CHECKING[name]}" if name in _OWNER_CHECKING else ""
-        groups = "groups " + ",".join(map(str, known_groups(pod, rc)))
+        groups = "groups " + ",".join(map(str, u.groups))
         if rc.identity.groups is None:
             groups = f"{groups} and the image's" if groups != "groups " else "groups from the image"
         yield Finding(
@@ -425,14 +425,14 @@ def host_changing_capabilities(meta: dict, spec: dict, pod: ResolvedPod) -> Iter
 
 def run_checks(
     meta: dict, spec: dict, pod: ResolvedPod, feature_gates: frozenset[str] = frozenset(),
-    images: ImageLookup | None = None,
+    facts: PodFacts = NO_FACTS,
 ) -> list[Finding]:
     out: list[Finding] = []
     for info in REGISTRY:
         if info.gated:
             found = info.fn(meta, spec, pod, feature_gates)  # type: ignore[call-arg]
-        elif info.needs_images:
-            found = info.fn(meta, spec, pod, images=images)  # type: ignore[call-arg]
+        elif info.needs_facts:
+            found = info.fn(meta, spec, pod, facts=facts)  # type: ignore[call-arg]
         else:
             found = info.fn(meta, spec, pod)
         for f in found:

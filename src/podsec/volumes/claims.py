@@ -17,8 +17,10 @@ from podsec.errors import InputError, RuntimeFailure
 FLAG = "--volume-dir"
 
 
-def parse_volume_dirs(values: Iterable[str]) -> dict[str, Path]:
-    """``CLAIM=DIR`` strings (from repeated ``--volume-dir``) → {claim: absolute dir}."""
+def parse_volume_dirs(values: Iterable[str], *, must_exist: bool = True) -> dict[str, Path]:
+    """``CLAIM=DIR`` strings (from repeated ``--volume-dir``) → {claim: absolute dir}: the one parser of the
+    flag for run, apply, trace, fix and perms. ``must_exist``: each DIR must be an existing directory now
+    (podsec never creates claim storage), so a typo fails before any pod starts."""
     out: dict[str, Path] = {}
     for value in values:
         claim, sep, directory = value.partition("=")
@@ -26,8 +28,15 @@ def parse_volume_dirs(values: Iterable[str]) -> dict[str, Path]:
             raise InputError(f"{FLAG} {value!r}: expected CLAIM=DIR")
         if claim in out:
             raise InputError(f"{FLAG}: claim {claim!r} given twice")
+        if must_exist and not os.path.isdir(directory):
+            raise InputError(f"{FLAG} {value!r}: {directory}: not an existing directory")
         out[claim] = Path(os.path.abspath(directory))
     return out
+
+
+def volume_dir_strings(values: Iterable[str]) -> dict[str, str]:
+    """:func:`parse_volume_dirs` as plain strings (what a pod record and a trace keep)."""
+    return {claim: str(path) for claim, path in parse_volume_dirs(values).items()}
 
 
 def ephemeral_claim_name(pod_name: str, volume: str) -> str:

@@ -5,7 +5,7 @@ item's ``mode`` (else the volume's ``defaultMode``, 0644), owned by root; with `
 becomes the fsGroup and the read bits for owner and group are added (0600 becomes 0640). Behind their
 feature gates, ``fsUser`` (KEP-5280) and ``defaultUser``/``user`` (KEP-5936) make another uid the owner
 (an item's ``user`` > ``defaultUser`` > ``fsUser``). A non-root process then reads a file as the kernel
-decides (:mod:`podsec.perms.access`): the owner bits if it is the owner, else the group bits if the file's
+decides (:mod:`podsec.kernel.access`): the owner bits if it is the owner, else the group bits if the file's
 group is one of its groups, else the bits for others; CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH (root's by
 default) read anything.
 Projected ``serviceAccountToken`` and ``clusterTrustBundle`` sources are left out (the kubelet treats the
@@ -44,6 +44,8 @@ class Unreadable:
     volume_type: str
     container: ResolvedContainer
     files: FileClass
+    groups: tuple[int, ...] = ()
+    """The container's groups known for sure (:func:`known_groups`): what the verdict was judged with."""
 
 
 def source_mode(v: object, default: int) -> int:
@@ -118,10 +120,10 @@ def known_groups(pod: ResolvedPod, rc: ResolvedContainer) -> tuple[int, ...]:
 
 def can_read(pod: ResolvedPod, rc: ResolvedContainer, f: FileClass) -> bool | None:
     """Whether the container's process can open the files for reading, by the kernel's rules
-    (:func:`podsec.perms.access.can`); None when it depends on the image (its uid, or groups it may add)."""
+    (:func:`podsec.kernel.access.can`); None when it depends on the image (its uid, or groups it may add)."""
     import stat
 
-    from podsec.perms.access import MAY_READ, Cred, Inode, can
+    from podsec.kernel.access import MAY_READ, Cred, Inode, can
 
     ident = rc.identity
     if ident.uid is None:
@@ -162,4 +164,4 @@ def unreadable(
                     if f.item is None and subs <= explicit:
                         continue
                 if can_read(pod, rc, f) is False:
-                    yield Unreadable(vol["name"], vtype, rc, f)
+                    yield Unreadable(vol["name"], vtype, rc, f, known_groups(pod, rc))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import stat
 from dataclasses import dataclass, field
 
-from podsec.perms.acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Acl, perm_str
+from podsec.kernel.acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Acl, perm_str
 
 MAY_EXEC = 1
 MAY_WRITE = 2
@@ -241,7 +241,7 @@ def new_inode(parent: Inode, cred: Cred, umask: int, directory: bool) -> Creatio
     """``inode_init_owner`` + ``posix_acl_create``: owner fsuid; group the parent's if it is setgid, else
     fsgid; the parent's default ACL (umask ignored) or the umask; directories inherit setgid and the
     default ACL. Programs are assumed to ask for 0666 (files) and 0777 (directories), as most do."""
-    from podsec.perms.acl import create_masq
+    from podsec.kernel.acl import create_masq
 
     req = DIR_CREATE_MODE if directory else FILE_CREATE_MODE
     setgid = bool(parent.mode & stat.S_ISGID)
