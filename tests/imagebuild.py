@@ -464,8 +464,24 @@ def tree_snapshot(root: Path, exclude: Path | None = None) -> dict[str, tuple[in
     return snap
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """``python tests/imagebuild.py [--busybox PATH] DIR``: write the podsec-fixture OCI layout into DIR."""
+    import argparse
 
-    # python tests/imagebuild.py DIR: the podsec-fixture OCI layout (busybox-static; tags root, uid1000, web, …)
-    print(build_fixture_layout(Path(sys.argv[1] if len(sys.argv) > 1 else "podsec-fixture")))
+    parser = argparse.ArgumentParser(
+        prog="imagebuild.py",
+        description="Write the podsec-fixture OCI image layout (shared/conformance/IMAGE.md) into DIR, built from "
+                    "a static busybox, for `podsec image load DIR`. Tags: " + ", ".join(FIXTURE_TAGS) + ".",
+    )
+    parser.add_argument("dir", metavar="DIR", type=Path, help="the OCI layout directory to write (created)")
+    parser.add_argument("--busybox", type=Path, default=Path("/bin/busybox"), metavar="PATH",
+                        help="the static busybox binary to put in the image (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if not args.busybox.is_file():
+        parser.error(f"--busybox {args.busybox}: not a file (Debian: apt-get install busybox-static)")
+    print(build_fixture_layout(args.dir, args.busybox))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

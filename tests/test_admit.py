@@ -130,3 +130,34 @@ def test_explain_of_a_valid_manifest_still_explains(tmp_path: Path) -> None:
     f.write_text(INVALID.split("---\n")[1])
     r = run("explain", str(f))
     assert r.returncode == 0 and "container 'app' (busybox)" in r.stdout
+
+
+PUID_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: media
+spec:
+  containers:
+  - name: app
+    image: example.org/media:1
+    env:
+    - {name: PUID, value: "1000"}
+    - {name: PGID, value: "1000"}
+    securityContext:
+      runAsUser: 1000
+"""
+
+
+def test_check_and_explain_reach_the_same_puid_verdict(tmp_path: Path) -> None:
+    """One PUID/PGID decision (podsec.puid.verdicts, fed the same inputs): the image is not in the store, so both
+    assume its ENTRYPOINT is /init, and both say runAsUser breaks it."""
+    f = tmp_path / "media.yaml"
+    f.write_text(PUID_POD)
+    check = json.loads(run("check", "-o", "json", str(f)).stdout)
+    [ps008] = [x for x in check["results"][0]["findings"] if x["id"] == "PS008"]
+    explain = json.loads(run("explain", "-o", "json", str(f)).stdout)
+    puid = explain["pods"][0]["containers"][0]["puid"]
+    assert puid["warnings"] == ["the image is not in the local store: assuming its ENTRYPOINT is /init"]
+    first = puid["conflicts"][0]
+    assert (first["field"], f"{first['setting']}: {first['breaks']}") == (ps008["field"], ps008["why"])

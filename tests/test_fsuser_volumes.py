@@ -15,8 +15,16 @@ import pytest
 
 from podsec.volumes.plan import plan_volumes
 from podsec.volumes.setup import PodVolumes, prepare_pod_volumes, teardown_pod_dir
-from podsec.volumes.sources import fs_user_from
+from podsec.volumes.sources import fs_user_from as _fs_user_from
 from test_volumes_setup import CM, NODE, SECRET, make_pod, mode_owner, spec_with, vol_dir
+
+
+def fs_user_from(spec: dict) -> int | None:
+    """``FsUserFrom`` of a pod spec, through resolve (whose runAsUser merge it reads)."""
+    from podsec.resolve import resolve_pod
+
+    return _fs_user_from(resolve_pod({"name": "p"}, spec, None))
+
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts and chown need root")
 

@@ -139,3 +139,22 @@ def test_fixture_rebuild_is_deterministic(fixture_layout: Path, tmp_path: Path) 
     assert sorted(p.name for p in (again / "blobs" / "sha256").iterdir()) == sorted(
         p.name for p in (fixture_layout / "blobs" / "sha256").iterdir()
     )
+
+
+def test_imagebuild_has_a_real_command_line(tmp_path: Path) -> None:
+    """``--help`` prints the usage and builds nothing (it used to build into ./--help); a bad option is refused."""
+    import subprocess
+    import sys
+
+    script = str(Path(__file__).with_name("imagebuild.py"))
+    r = subprocess.run([sys.executable, script, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("usage: imagebuild.py [-h] [--busybox PATH] DIR")
+    assert list(tmp_path.iterdir()) == []
+    r = subprocess.run([sys.executable, script, "--busybox", str(tmp_path / "none"), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "not a file" in r.stderr and not (tmp_path / "out").exists()
+    if BUSYBOX.is_file():
+        r = subprocess.run([sys.executable, script, str(tmp_path / "layout")], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((tmp_path / "layout" / "index.json").read_text())["manifests"]

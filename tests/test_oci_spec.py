@@ -1,7 +1,8 @@
 """config.json as containerd 2.x's CRI plugin builds it (oci-translation §2–§11, test vectors §17).
 
 The ResolvedPod/ResolvedContainer objects are made by hand here (``make_container``), with capabilities
-computed by containerd's algorithm (``cri_capabilities``), so these tests need no resolver and no image.
+computed by the code ``run`` uses (:func:`podsec.resolve.resolve_capabilities`, containerd's algorithm), so
+these tests need no image.
 The tests marked ``runtime`` at the end run a few specs under real runc and crun.
 """
 
@@ -22,7 +23,6 @@ import pytest
 from podsec.errors import RuntimeFailure
 from podsec.model import (
     AppArmorProfile,
-    Capabilities,
     Identity,
     NonRootOutcome,
     ResolvedContainer,
@@ -39,12 +39,12 @@ from podsec.oci import (
     build_sandbox_spec,
     cap_mask,
     caps_from_mask,
-    cri_capabilities,
     load_localhost_seccomp,
     runtime_default_seccomp,
     steps,
 )
 from podsec.oci.mounts import merge_mounts
+from podsec.resolve import resolve_capabilities
 
 # ---------------------------------------- factory
 
@@ -84,10 +84,13 @@ def make_container(
     proc_mount: str = "Default",
     apparmor: str | None = None,
     name: str = "app",
+    host_cap_eff: int = ALL41,
 ) -> ResolvedContainer:
-    """A container as resolve_pod would hand it over: caps via containerd's algorithm, K masks."""
-    all_caps = caps_from_mask(ALL41)
-    bounding = all_caps if privileged else cri_capabilities(add, drop, all_caps)
+    """A container as resolve_pod would hand it over: caps from resolve's own rule, K masks."""
+    sc: dict[str, Any] = {}
+    if add is not None or drop is not None:
+        sc["capabilities"] = {k: list(v) for k, v in (("add", add), ("drop", drop)) if v is not None}
+    caps = resolve_capabilities(sc, privileged, uid, tuple(caps_from_mask(host_cap_eff)))
     unmasked = proc_mount == "Unmasked"
     return ResolvedContainer(
         name=name,
@@ -98,7 +101,7 @@ def make_container(
         image_known=True,
         identity=Identity(uid=uid, gid=gid, groups=groups),
         run_as_non_root=NonRootOutcome(required=False, ok=True),
-        capabilities=Capabilities(bounding=tuple(bounding), effective=tuple(bounding) if uid == 0 else ()),
+        capabilities=caps,
         privileged=privileged,
         no_new_privileges=nnp,
         seccomp=SeccompProfile(type=seccomp, localhost_ref=localhost_ref),
@@ -307,14 +310,22 @@ def test_vectors_15_16_privileged(seccomp: str) -> None:
 
 
 def test_privileged_all_caps_follow_host_cap_eff() -> None:
-    spec = build_container_spec(make_plan(make_container(privileged=True), host_cap_eff=0x1FFFEFFFFFF))
+    ctr = make_container(privileged=True, host_cap_eff=0x1FFFEFFFFFF)
+    spec = build_container_spec(make_plan(ctr, host_cap_eff=0x1FFFEFFFFFF))
     assert bnd_mask(spec) == "000001fffeffffff"
 
 
 def test_privileged_overrides_dropped_caps() -> None:
-    ctr = make_container(privileged=True)
-    ctr.capabilities = Capabilities(bounding=(), effective=())
+    ctr = make_container(privileged=True, drop=["ALL"])
     assert bnd_mask(build_container_spec(make_plan(ctr))) == "000001ffffffffff"
+
+
+def test_the_spec_carries_resolves_capabilities_not_a_second_computation() -> None:
+    """with_capabilities and with_privileged write what resolve decided, whatever the plan's host mask says."""
+    ctr = make_container(privileged=True, host_cap_eff=0x1FFFEFFFFFF)
+    assert bnd_mask(build_container_spec(make_plan(ctr, host_cap_eff=ALL41))) == "000001fffeffffff"
+    assert caps_of(spec_for(add=["all"], drop=["NET_RAW"]))["bounding"] == [
+        c for c in caps_from_mask(ALL41) if c != "CAP_NET_RAW"]
 
 
 # ---------------------------------------- §17 rows 17–22 seccomp

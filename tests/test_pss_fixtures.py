@@ -34,13 +34,17 @@ def expected_substrings() -> dict[str, str]:
 
 @cache
 def fixtures() -> dict[tuple[str, str], list[tuple[Path, str, dict]]]:
-    """Parsed fixtures grouped by (level, version): (path, outcome, document)."""
+    """Parsed fixtures grouped by (level, version): (path, outcome, document). Every test reads them through
+    here, so none passes on a missing or partial fixtures directory."""
+    assert TESTDATA.is_dir(), f"PSA fixtures not found at {TESTDATA} (set PODSEC_PSA_TESTDATA)"
     out: dict[tuple[str, str], list[tuple[Path, str, dict]]] = {}
     for path in sorted(TESTDATA.glob("*/v1.*/*/*.yaml")):
         level, version, outcome = path.parts[-4], path.parts[-3], path.parts[-2]
         with open(path) as fh:
             doc = yaml.load(fh, Loader=yaml.CSafeLoader)
         out.setdefault((level, version), []).append((path, outcome, doc))
+    found = sum(len(files) for files in out.values())
+    assert found == EXPECTED_FILES, f"{found} PSA fixtures at {TESTDATA}, expected {EXPECTED_FILES}"
     return out
 
 
@@ -118,3 +122,16 @@ def test_privileged_allows_everything() -> None:
                 if not r.allowed or r.failures or r.message:
                     bad.append(f"{rel(path)} at privileged:{v}")
     assert not bad, "\n".join(bad)
+
+
+def test_every_test_here_fails_without_the_fixtures(tmp_path: Path) -> None:
+    """A missing fixtures directory is a failure of every test above, never a quiet pass."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PODSEC_PSA_TESTDATA": str(tmp_path / "missing")}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                        "-k", "not without_the_fixtures"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1, r.stdout
+    summary = r.stdout.strip().splitlines()[-1]
+    assert " failed" in summary and " passed" not in summary, summary

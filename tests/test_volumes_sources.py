@@ -19,9 +19,19 @@ from podsec.volumes.sources import (
     SourceContext,
     build_payload,
     format_map,
-    fs_user_from,
     go_quote,
 )
+from podsec.volumes.sources import (
+    fs_user_from as _fs_user_from,
+)
+
+
+def fs_user_from(spec: dict) -> int | None:
+    """``FsUserFrom`` of a pod spec, through resolve (whose runAsUser merge it reads)."""
+    from podsec.resolve import resolve_pod
+
+    return _fs_user_from(resolve_pod({"name": "p"}, spec, None))
+
 
 
 def b64(s: str | bytes) -> str:

@@ -43,6 +43,9 @@ class Identity:
     cri_run_as_group: int | None = None
     error: str | None = None
     """A runtime (containerd) error creating the container, e.g. a USER name not in /etc/passwd."""
+    run_as_user: int | None = None
+    """The securityContext's runAsUser, the container's else the pod's (None: the image decides): what the
+    kubelet checks against runAsNonRoot and ``FsUserFrom`` compares across containers."""
 
 
 @dataclass(slots=True)
@@ -150,3 +153,8 @@ class ResolvedPod:
     containers: list[ResolvedContainer]
     sandbox_error: str | None = None
     """containerd refusing the pod sandbox (RunPodSandbox), so no container ever starts."""
+    fs_user: int | None = None
+    """``spec.securityContext.fsUser`` (KEP-5280) as written; it counts only under its feature gate."""
+    sandbox_user: int | None = None
+    sandbox_group: int | None = None
+    """Pod-level runAsUser/runAsGroup: all the kubelet sends for the sandbox (the pause container's user)."""

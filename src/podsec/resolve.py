@@ -8,10 +8,9 @@ containerd's user/group resolution and its capability algorithm.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
-from podsec.api.fielderror import go_quote
+from podsec.goquote import go_quote
 from podsec.image.model import ImageInfo
 from podsec.model import (
     AppArmorProfile,
@@ -24,32 +23,20 @@ from podsec.model import (
     ResolvedPod,
     SeccompProfile,
 )
+from podsec.oci.caps import CAPABILITY_NUMBERS, DEFAULT_CAPS, host_capabilities
+from podsec.oci.plan import sandbox_user_error
+from podsec.oci.seccomp import KUBELET_SECCOMP_ROOT
 
 MAX_ID = 2147483647
-DEFAULT_CAPS: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)  # fmt: skip
-ALL_CAPS: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)  # fmt: skip
-"""Capability numbers 0..40 in kernel order; the index is the bit."""
-CAP_NUMBER = {name: i for i, name in enumerate(ALL_CAPS)}
+ALL_CAPS: tuple[str, ...] = tuple(CAPABILITY_NUMBERS)
+"""Capability numbers 0..40 in kernel order; the index is the bit (the table is :mod:`podsec.oci.caps`)."""
+CAP_NUMBER = CAPABILITY_NUMBERS
 
 DEFAULT_MASKED_PATHS = (
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
     "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
 )  # fmt: skip
 DEFAULT_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-KUBELET_SECCOMP_ROOT = "/var/lib/kubelet/seccomp"
 
 VOLUME_SOURCES = (
     "emptyDir", "hostPath", "configMap", "secret", "projected", "downwardAPI", "persistentVolumeClaim",
@@ -135,7 +122,9 @@ def verify_run_as_non_root(
 
 
 def resolve_capabilities(sc: dict, privileged: bool, uid: int | None, all_caps: tuple[str, ...]) -> Capabilities:
-    """containerd ``WithCapabilities`` then the kernel's execve rules (oci-translation §5)."""
+    """containerd ``WithCapabilities`` (``WithPrivileged``: every capability of ``all_caps``, the host's) then
+    the kernel's execve rules (oci-translation §5). The one place the capability lists are decided: the OCI
+    spec (:mod:`podsec.oci.steps`), explain and the checks all read its result."""
     caps = sc.get("capabilities")
     if privileged:
         bounding = list(all_caps)
@@ -175,18 +164,9 @@ def resolve_capabilities(sc: dict, privileged: bool, uid: int | None, all_caps: 
     return Capabilities(bounding=tuple(bounding), effective=effective, unknown=unknown, source=source)
 
 
-@functools.cache
 def host_all_caps() -> tuple[str, ...]:
     """Every capability containerd would grant for ``add: [ALL]``: its own CapEff."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    mask = int(line.split()[1], 16)
-                    return tuple(c for c in ALL_CAPS if mask >> CAP_NUMBER[c] & 1)
-    except OSError:
-        pass
-    return ALL_CAPS
+    return host_capabilities()
 
 
 def _seccomp(pod_sc: dict, sc: dict, seccomp_default: bool) -> SeccompProfile:
@@ -241,7 +221,7 @@ def resolve_identity(pod_sc: dict, sc: dict, image: ImageInfo | None) -> tuple[I
     if run_as_group is None:
         run_as_group = _int(pod_sc.get("runAsGroup"))
         gid_source = "pod"
-    ident = Identity(uid=None, gid=None, groups=None)
+    ident = Identity(uid=None, gid=None, groups=None, run_as_user=run_as_user)
     ident.cri_run_as_group = run_as_group
     username = ""
     if run_as_user is not None:
@@ -401,16 +381,13 @@ def resolve_pod(
             if rnr is None:
                 rnr = _bool(pod_sc.get("runAsNonRoot"))
                 rnr_source = "pod"
-            run_as_user = _int(sc.get("runAsUser"))
-            if run_as_user is None:
-                run_as_user = _int(pod_sc.get("runAsUser"))
             img_uid, img_name = (None, "")
             if image is not None:
                 img_uid, img_name = image_user(image.user)
                 if img_uid is None and not img_name:
                     img_uid = 0
             nonroot = verify_run_as_non_root(
-                metadata, name, rnr, run_as_user, img_uid, img_name, image is not None
+                metadata, name, rnr, ident.run_as_user, img_uid, img_name, image is not None
             )
             if nonroot.required:
                 nonroot.source = rnr_source
@@ -455,14 +432,12 @@ def resolve_pod(
         for s in pod_sc.get("sysctls") or ()
         if isinstance(s, dict) and s.get("name")
     )
-    sandbox_error = None
-    if _int(pod_sc.get("runAsGroup")) is not None and _int(pod_sc.get("runAsUser")) is None:
-        sandbox_error = (
-            "failed to generate sanbdox container spec options: failed to generate user string: "
-            f'user group "{pod_sc["runAsGroup"]}" is specified without user'
-        )
+    sandbox_user, sandbox_group = _int(pod_sc.get("runAsUser")), _int(pod_sc.get("runAsGroup"))
     return ResolvedPod(
-        sandbox_error=sandbox_error,
+        sandbox_error=sandbox_user_error(sandbox_user, sandbox_group),
+        sandbox_user=sandbox_user,
+        fs_user=_int(pod_sc.get("fsUser")),
+        sandbox_group=sandbox_group,
         kind=kind,
         name=str(metadata.get("name") or ""),
         namespace=str(metadata.get("namespace") or "default"),

@@ -12,6 +12,8 @@ import datetime
 import json
 from dataclasses import dataclass
 
+from podsec.goquote import go_quote
+
 __all__ = [
     "TYPE_TEXT",
     "FieldError",
@@ -49,46 +51,6 @@ TYPE_TEXT: dict[str, str] = {
 
 _NO_VALUE = frozenset({"Required", "Forbidden", "TooLong"})
 """Types whose body is only the type text (apimachinery never prints their value)."""
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    '"': '\\"',
-    "\\": "\\\\",
-}
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` / ``strconv.Quote``: printable runes verbatim, the rest escaped.
-
-    Python's ``str.isprintable`` and Go's ``unicode.IsPrint`` agree (letters, marks, numbers,
-    punctuation, symbols and the ASCII space), so the fast path is exact.
-    """
-    if s.isprintable() and '"' not in s and "\\" not in s:
-        return '"' + s + '"'
-    out = ['"']
-    for ch in s:
-        esc = _GO_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            o = ord(ch)
-            if o < 0x80:
-                out.append(f"\\x{o:02x}")
-            elif o < 0x10000:
-                out.append(f"\\u{o:04x}")
-            else:
-                out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
-
 
 def _go_float(v: float) -> str:
     """Go's ``%v`` for a float64 (shortest repr, ``e+XX`` exponents, no trailing ``.0``)."""

@@ -249,9 +249,7 @@ class _Planner:
 
     def _needs_uid(self, ct: _Container, covered_before: bool) -> tuple[int, str] | None:
         """None when the container's user already passes the kubelet's runAsNonRoot check."""
-        run_as = _int(ct.sc.get("runAsUser"))
-        if run_as is None:
-            run_as = _int(self.psc.get("runAsUser"))
+        run_as = ct.rc.identity.run_as_user if ct.rc is not None else None  # resolve's container-else-pod merge
         if run_as is not None:
             return self._uid_choice(ct) if run_as == 0 else None
         image = self._image(ct)

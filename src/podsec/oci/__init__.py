@@ -11,7 +11,6 @@ from podsec.oci.caps import (
     all_caps,
     cap_mask,
     caps_from_mask,
-    cri_capabilities,
     read_host_cap_eff,
 )
 from podsec.oci.plan import ContainerPlan, SandboxPlan
@@ -37,7 +36,6 @@ __all__ = [
     "build_sandbox_spec",
     "cap_mask",
     "caps_from_mask",
-    "cri_capabilities",
     "load_localhost_seccomp",
     "read_host_cap_eff",
     "resolve_localhost_ref",

@@ -1,12 +1,14 @@
 """Capability names, numbers and containerd's capability arithmetic (oci-translation §4, §5).
 
 containerd writes capability *names* into config.json; the kernel speaks bitmasks. Keeping the table here
-lets tests and ``explain`` print the exact ``CapBnd`` line a process would see.
+lets tests and ``explain`` print the exact ``CapBnd`` line a process would see. The capability *rule*
+(containerd's ``WithCapabilities``, then execve) has one owner: :func:`podsec.resolve.resolve_capabilities`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Iterable
 
 CAPABILITY_NUMBERS: dict[str, int] = {
     "CAP_CHOWN": 0,
@@ -106,35 +108,11 @@ def all_caps(host_cap_eff: int | None = None) -> list[str]:
     return caps_from_mask(read_host_cap_eff() if host_cap_eff is None else host_cap_eff)
 
 
-def _in_fold(values: Sequence[str], wanted: str) -> bool:
-    return any(v.upper() == wanted for v in values)
-
-
-def cri_capabilities(
-    add: Sequence[str] | None,
-    drop: Sequence[str] | None,
-    all_capabilities: Sequence[str],
-    base: Sequence[str] = DEFAULT_CAPS,
-) -> list[str]:
-    """containerd's ``WithCapabilities`` (§5.1): the final B=E=P list for a non-privileged container.
-
-    ``add``/``drop`` are the Kubernetes strings verbatim; ``None`` for both means "no capabilities
-    field", which keeps ``base``. Kept here so tests (and the resolver, if it wants) share one copy.
-    """
-    if add is None and drop is None:
-        return list(base)
-    add = list(add or ())
-    drop = list(drop or ())
-    caps = list(base)
-    if _in_fold(add, "ALL"):
-        caps = list(all_capabilities)
-    if _in_fold(drop, "ALL"):
-        caps = []
-    for item in add:
-        if item.upper() == "ALL":
-            continue
-        name = "CAP_" + item.upper()
-        if name not in caps:
-            caps.append(name)
-    removed = {"CAP_" + item.upper() for item in drop if item.upper() != "ALL"}
-    return [c for c in caps if c not in removed]
+@functools.cache
+def host_capabilities() -> tuple[str, ...]:
+    """What ``add: [ALL]`` and ``privileged`` grant on this host (containerd: its own CapEff), read once;
+    every known capability when ``/proc`` cannot tell."""
+    try:
+        return tuple(all_caps())
+    except OSError:
+        return tuple(CAPABILITY_NUMBERS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from podsec.model import ResolvedContainer, ResolvedPod
+from podsec.oci.seccomp import KUBELET_SECCOMP_ROOT
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ class ContainerPlan:
     sandbox_pid: int | None = None
     """Pause process to join (net, ipc, uts; pid if shared). None: new namespaces (host ones for host*)."""
     cgroups_path: str | None = None
-    seccomp_root: str = "/var/lib/kubelet/seccomp"
+    seccomp_root: str = KUBELET_SECCOMP_ROOT
     arch: str = "amd64"
     cgroup_v2: bool = False
     host_cap_eff: int | None = None
@@ -83,3 +84,13 @@ class SandboxPlan:
     host_cap_eff: int | None = None
     """Host CapEff bitmask (None reads /proc/self/status); only consulted for the oom score."""
     arch: str = "amd64"
+
+
+def sandbox_user_error(run_as_user: int | None, run_as_group: int | None) -> str | None:
+    """containerd's RunPodSandbox refusal of a pod-level runAsGroup without runAsUser: the one copy of the rule
+    (resolve puts it on the pod for check's PS009, explain and run; :func:`podsec.oci.steps.with_sandbox_user`
+    refuses with it)."""
+    if run_as_group is None or run_as_user is not None:
+        return None
+    return ("failed to generate sanbdox container spec options: failed to generate user string: "
+            f'user group "{run_as_group}" is specified without user')

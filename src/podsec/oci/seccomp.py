@@ -14,6 +14,10 @@ from typing import Any
 
 from podsec.errors import RuntimeFailure
 
+KUBELET_SECCOMP_ROOT = "/var/lib/kubelet/seccomp"
+"""The kubelet's ``--seccomp-profile-root``: where a ``Localhost`` profile's ``localhostProfile`` is read from
+(resolve prefixes it; the one copy of the path)."""
+
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
 

@@ -19,7 +19,7 @@ import copy
 import posixpath
 
 from podsec.errors import RuntimeFailure
-from podsec.oci.caps import CAPABILITY_NUMBERS, DEFAULT_CAPS, all_caps, read_host_cap_eff
+from podsec.oci.caps import CAPABILITY_NUMBERS, DEFAULT_CAPS, read_host_cap_eff
 from podsec.oci.mounts import (
     bind,
     cgroup_mount,
@@ -28,7 +28,7 @@ from podsec.oci.mounts import (
     host_devices,
     merge_mounts,
 )
-from podsec.oci.plan import ContainerPlan, SandboxPlan
+from podsec.oci.plan import ContainerPlan, SandboxPlan, sandbox_user_error
 from podsec.oci.seccomp import load_localhost_seccomp, resolve_localhost_ref, runtime_default_seccomp
 
 Plan = ContainerPlan | SandboxPlan
@@ -281,7 +281,7 @@ def with_privileged(spec: dict, plan: ContainerPlan) -> None:
     """
     if not plan.container.privileged:
         return
-    _set_caps(spec, all_caps(plan.host_cap_eff))
+    _set_caps(spec, list(plan.container.capabilities.bounding))  # resolve's: every capability of the host
     linux = _linux(spec)
     linux.pop("maskedPaths", None)
     linux.pop("readonlyPaths", None)
@@ -537,7 +537,7 @@ def with_sandbox_user(spec: dict, plan: SandboxPlan) -> None:
         uid = plan.run_as_user
         gid = plan.run_as_group if plan.run_as_group is not None else 0  # pause image has no /etc/passwd
     elif plan.run_as_group is not None:
-        raise RuntimeFailure(f'user group "{plan.run_as_group}" is specified without user')
+        raise RuntimeFailure(sandbox_user_error(plan.run_as_user, plan.run_as_group) or "")
     else:
         parts = plan.image_user.split(":")
         try:

@@ -267,9 +267,9 @@ def _container_party(wl: Any, pod: Any, rc: Any, view: View, root_squash: bool) 
         groups.update(pod.supplemental_groups)
     caps = rc.capabilities.effective
     if ident.uid is None:
-        from podsec.resolve import CAP_NUMBER
+        from podsec.oci.caps import CAPABILITY_NUMBERS
 
-        caps = tuple(c for c in rc.capabilities.bounding if c in CAP_NUMBER)  # root: effective = bounding
+        caps = tuple(c for c in rc.capabilities.bounding if c in CAPABILITY_NUMBERS)  # root: effective = bounding
     client = Cred(uid, gid, frozenset(groups), frozenset(caps))
     if view.nfs or root_squash:
         cred = nfs_server_cred(client, root_squash)

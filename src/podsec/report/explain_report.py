@@ -6,7 +6,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from podsec.model import ResolvedContainer, ResolvedPod
-from podsec.resolve import ALL_CAPS, DEFAULT_CAPS
+from podsec.oci.caps import CAPABILITY_NUMBERS, DEFAULT_CAPS
 
 if TYPE_CHECKING:
     from podsec.puid import Verdict
@@ -98,7 +98,7 @@ def _short_caps(bounding: tuple[str, ...]) -> str:
     b = set(bounding)
     if b == set(DEFAULT_CAPS):
         return "the runtime's 14 defaults"
-    if b >= set(ALL_CAPS) - {"CAP_SYS_RESOURCE"} and len(b) >= 40:
+    if b >= set(CAPABILITY_NUMBERS) - {"CAP_SYS_RESOURCE"} and len(b) >= 40:
         return "all capabilities"
     if not b:
         return "empty"

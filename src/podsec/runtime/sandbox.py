@@ -296,18 +296,10 @@ def wait_started(runtime: OCIRuntime, paths: PodPaths, cid: str, proc: subproces
     raise RuntimeFailure(message or f"{runtime.name} exited with status {proc.returncode}")
 
 
-def sandbox_identity(spec: dict) -> tuple[int | None, int | None]:
-    """Pod-level runAsUser/runAsGroup: all the kubelet sends for the sandbox."""
-    psc = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
-    uid, gid = psc.get("runAsUser"), psc.get("runAsGroup")
-    return (uid if type(uid) is int else None, gid if type(gid) is int else None)
-
-
 def build_spec(pod: ResolvedPod, spec: dict, rootfs: Path, hostname: str, paths: PodPaths) -> dict:
     """The pause container's config.json (containerd's sandbox spec) for this pod."""
     from podsec.oci import SandboxPlan, build_sandbox_spec
 
-    uid, gid = sandbox_identity(spec)
     plan = SandboxPlan(
         pod=pod,
         rootfs=str(rootfs),
@@ -315,7 +307,7 @@ def build_spec(pod: ResolvedPod, spec: dict, rootfs: Path, hostname: str, paths:
         hostname=hostname,
         shm=None if pod.host_ipc else str(paths.shm),
         etc_resolv=str(paths.sandbox / "resolv.conf"),
-        run_as_user=uid,
-        run_as_group=gid,
+        run_as_user=pod.sandbox_user,
+        run_as_group=pod.sandbox_group,
     )
     return build_sandbox_spec(plan)

@@ -17,7 +17,14 @@ from podsec.model import ResolvedPod, render_path
 from podsec.volumes import claims, emptydir, hostpath
 from podsec.volumes.atomic_writer import FileProjection
 from podsec.volumes.ownership import ALWAYS, ON_ROOT_MISMATCH
-from podsec.volumes.readable import ATOMIC_TYPES, DEFAULT_MODE, Unreadable, source_mode, unreadable
+from podsec.volumes.readable import (
+    ATOMIC_TYPES,
+    DEFAULT_MODE,
+    Unreadable,
+    source_mode,
+    unreadable,
+    volume_file_owner,
+)
 from podsec.volumes.sources import NodeInfo, ObjectStore, SourceContext, build_payload, fs_user_from
 
 PLUGIN_DIRS = {
@@ -137,7 +144,7 @@ def plan_volumes(
     node = node or NodeInfo()
     fs_group = pod.fs_group
     policy = pod.fs_group_change_policy or ALWAYS
-    fs_user = _fs_user(spec) if pod_fs_user else None
+    fs_user = _fs_user(pod) if pod_fs_user else None
     ctx = SourceContext(
         name=pod.name,
         namespace=pod.namespace,
@@ -146,7 +153,7 @@ def plan_volumes(
         metadata=metadata,
         objects=ObjectStore(objects or ()),
         fs_group=fs_group,
-        fs_user=fs_user_from(spec),
+        fs_user=fs_user_from(pod),
         node=node,
         user_fields=atomic_write_user_fields,
         pod_fs_user=fs_user,
@@ -165,12 +172,10 @@ def plan_volumes(
     return plans
 
 
-def _fs_user(spec: Mapping[str, Any]) -> int | None:
-    """``spec.securityContext.fsUser`` (validated by the caller's API validation; a bad value is input error)."""
-    value = (spec.get("securityContext") or {}).get("fsUser")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2147483647:
+def _fs_user(pod: ResolvedPod) -> int | None:
+    """``spec.securityContext.fsUser`` as resolve read it (validated by the admission when its gate is on)."""
+    value = pod.fs_user
+    if value is not None and not 0 <= value <= 2147483647:
         raise InputError(
             f"Invalid value: {value!r}: must be between 0 and 2147483647, inclusive",
             field="spec.securityContext.fsUser",
@@ -418,12 +423,8 @@ def ownership_notes(
         if plan.type in ATOMIC_TYPES:
             default_user = src.get("defaultUser")
             items = _item_users(plan.type, src)
-            if atomic_write_user_fields and default_user is not None:
-                owner = f"uid {default_user} [defaultUser]"
-            elif own.fs_user is not None:
-                owner = f"uid {own.fs_user} [fsUser]"
-            else:
-                owner = "root"
+            uid, why = volume_file_owner(None, default_user if atomic_write_user_fields else None, own.fs_user)
+            owner = "root" if uid is None else f"uid {uid} [{why}]"
             parts = [f"files owned by {owner}"]
             if atomic_write_user_fields and items:
                 parts.append("items " + ", ".join(f"{p}: uid {u} [user]" for p, u in items))

@@ -57,6 +57,17 @@ def _uid(v: object) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
+def volume_file_owner(item_user: int | None, default_user: int | None, fs_user: int | None) -> tuple[int | None, str]:
+    """Who owns a file of a configMap/secret/projected/downwardAPI volume, and by which field: an item's ``user``
+    > the volume's ``defaultUser`` (KEP-5936) > the pod's ``fsUser`` (KEP-5280) > root (``None``). The one
+    copy of the precedence: the payload the kubelet writes (:mod:`podsec.volumes.sources`), PS012's verdict and
+    explain's volume notes all ask it. Callers pass a gated field only when its gate is on."""
+    for uid, why in ((item_user, "user"), (default_user, "defaultUser"), (fs_user, "fsUser")):
+        if uid is not None:
+            return uid, why
+    return None, "root"
+
+
 def file_classes(
     vol: Mapping[str, Any], index: int, fs_group: int | None, fs_user: int | None, user_fields: bool,
 ) -> list[FileClass]:
@@ -68,7 +79,7 @@ def file_classes(
     base: Path = ("spec", "volumes", index, vtype)
     default_mode = source_mode(src.get("defaultMode"), DEFAULT_MODE)
     default_user = _uid(src.get("defaultUser")) if user_fields else None
-    owner = default_user if default_user is not None else fs_user if fs_user is not None else 0
+    owner = volume_file_owner(None, default_user, fs_user)[0] or 0
     gid = fs_group if fs_group is not None else 0
 
     def klass(item: str | None, mode: int, uid: int, field: Path) -> FileClass:
@@ -101,7 +112,8 @@ def file_classes(
                 continue
             mode = source_mode(item.get("mode"), default_mode)
             field = (*path, "items", j, "mode") if "mode" in item else mode_field
-            out.append(klass(str(item.get("path")), mode, owner if user is None else user, field))
+            out.append(klass(str(item.get("path")), mode, volume_file_owner(user, default_user, fs_user)[0] or 0,
+                             field))
     if defaults:
         out.insert(0, klass(None, default_mode, owner, mode_field))
     return out
@@ -141,8 +153,7 @@ def unreadable(
     pod: ResolvedPod, spec: Mapping[str, Any], *, fs_user_gate: bool = False, user_fields_gate: bool = False,
 ) -> Iterator[Unreadable]:
     """Every (volume, container, file class) where a container mounting the volume cannot read the files."""
-    psc = spec.get("securityContext") if isinstance(spec.get("securityContext"), Mapping) else {}
-    fs_user = _uid(psc.get("fsUser")) if fs_user_gate else None
+    fs_user = _uid(pod.fs_user) if fs_user_gate else None
     volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
     for i, vol in enumerate(volumes):
         if not isinstance(vol, Mapping) or not isinstance(vol.get("name"), str):

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podsec.errors import InputError
+from podsec.goquote import go_quote
 from podsec.model import Path as FieldPath
-from podsec.model import render_path
+from podsec.model import ResolvedPod, render_path
 from podsec.volumes.atomic_writer import FileProjection
 from podsec.volumes.quantity import parse_quantity
+from podsec.volumes.readable import volume_file_owner
 
 DEFAULT_MODE = 0o644
 """``ConfigMap/Secret/DownwardAPI/ProjectedVolumeSourceDefaultMode``."""
@@ -112,58 +114,21 @@ def _setup_error(volume: str, message: str, field_path: FieldPath) -> SetUpError
 # helpers
 
 
-def fs_user_from(spec: Mapping[str, Any]) -> int | None:
+def fs_user_from(pod: ResolvedPod) -> int | None:
     """``FsUserFrom(pod)``: the runAsUser shared by every container, else None.
 
-    Only securityContext counts (not the image USER). Every container is visited — init, regular
-    and ephemeral (``podutil.VisitContainers(..., AllFeatureEnabledContainers())`` in
-    ``pkg/volume/util/util.go``); an ephemeral container without a runAsUser clears it like any other.
+    Only securityContext counts (not the image USER): resolve's container-else-pod runAsUser
+    (:attr:`podsec.model.Identity.run_as_user`). Every container is visited — init, regular and ephemeral
+    (``podutil.VisitContainers(..., AllFeatureEnabledContainers())`` in ``pkg/volume/util/util.go``); an
+    ephemeral container without a runAsUser clears it like any other.
     """
-    pod_sc = spec.get("securityContext") or {}
-    pod_uid = pod_sc.get("runAsUser")
     found: int | None = None
-    for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in spec.get(key) or []:
-            sc = c.get("securityContext") or {}
-            uid = sc.get("runAsUser", pod_uid)
-            if uid is None:
-                uid = pod_uid
-            if not isinstance(uid, int) or isinstance(uid, bool):
-                return None
-            if found is not None and found != uid:
-                return None
-            found = uid
+    for rc in pod.containers:
+        uid = rc.identity.run_as_user
+        if uid is None or (found is not None and found != uid):
+            return None
+        found = uid
     return found
-
-
-def go_quote(s: str) -> str:
-    """Go's ``strconv.Quote`` (``%q``), used by the downward API for label/annotation values."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif 0xDC80 <= o <= 0xDCFF:  # an invalid byte kept by surrogateescape: Go prints the byte
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\ufffd")
-        elif ch.isprintable():
-            out.append(ch)
-        elif o < 0x80:
-            out.append(f"\\x{o:02x}")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def format_map(m: Mapping[str, str]) -> str:
@@ -200,11 +165,8 @@ def _default_user(source: Mapping[str, Any], ctx: SourceContext, field_path: Fie
     gate ``AtomicWriteVolumeUserFields``) > pod ``fsUser`` (KEP-5280, gate ``PodSecurityContextFSUser``)
     > root. The item level is applied by the payload builders.
     """
-    if ctx.user_fields:
-        uid = _user(source.get("defaultUser"), None, (*field_path, "defaultUser"))
-        if uid is not None:
-            return uid
-    return ctx.pod_fs_user
+    default = _user(source.get("defaultUser"), None, (*field_path, "defaultUser")) if ctx.user_fields else None
+    return volume_file_owner(None, default, ctx.pod_fs_user)[0]
 
 
 def _b64(value: object, what: str, field_path: FieldPath) -> bytes:

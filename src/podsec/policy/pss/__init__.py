@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from podsec.policy.pss._common import CheckFn, go_quote, stash_containers
+from podsec.goquote import go_quote
+from podsec.policy.pss._common import CheckFn, stash_containers
 from podsec.policy.pss.registry import MAX_VERSION, check_ids_for, checks_for
 from podsec.policy.pss.result import CheckOutcome, FieldPath, PSSResult
 

@@ -195,44 +195,5 @@ def containers_phrase(names: list[str]) -> str:
     return f"{'container' if len(names) == 1 else 'containers'} {join_quote(names)}"
 
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
 
 
-def go_quote(s: str) -> str:
-    """Go ``strconv.Quote``: printable runes verbatim, others as \\xHH / \\uHHHH / \\UHHHHHHHH.
-
-    Python's ``str.isprintable`` matches Go's ``unicode.IsPrint`` (categories L, M, N, P, S plus
-    ASCII space) up to Unicode-version differences.
-    """
-    if s.isprintable() and '"' not in s and "\\" not in s:
-        return '"' + s + '"'
-    out = ['"']
-    for ch in s:
-        esc = _GO_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-            continue
-        if ch.isprintable():
-            out.append(ch)
-            continue
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\ufffd")  # not a valid rune: Go substitutes U+FFFD
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)

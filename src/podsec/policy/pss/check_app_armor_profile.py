@@ -12,6 +12,7 @@ Restricted fields:
 
 from __future__ import annotations
 
+from podsec.goquote import go_quote
 from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
@@ -22,7 +23,6 @@ from podsec.policy.pss._common import (
     containers_of,
     containers_phrase,
     deepest,
-    go_quote,
     join_quote,
     pluralize,
     sub,

@@ -14,6 +14,7 @@ v1.19+ (fields only; the annotations are ignored):
 
 from __future__ import annotations
 
+from podsec.goquote import go_quote
 from podsec.policy.pss import cel
 from podsec.policy.pss._common import (
     BASELINE,
@@ -24,7 +25,6 @@ from podsec.policy.pss._common import (
     containers_of,
     containers_phrase,
     deepest,
-    go_quote,
     join_quote,
     pluralize,
     sub,
