@@ -1,6 +1,6 @@
 """The static pipeline: loaded objects → validation, resolution, Pod Security Standards, findings.
 
-``podsec check`` and ``podsec explain`` are thin renderers over :func:`analyze`.
+``podsec check`` and ``podsec explain`` are thin renderers over :func:`check_paths` and :func:`explain_objects`.
 """
 
 from __future__ import annotations
@@ -239,6 +239,68 @@ def api_findings(admitted: AdmittedPod) -> list[Finding]:
         f.field = render_path(path)
         f.line = obj.line_of(path)
         out.append(f)
+    return out
+
+
+@dataclass(slots=True)
+class Explanation:
+    """``podsec explain``'s answer for every workload: the resolved pod and where it is, its PUID/PGID verdicts
+    by container name, and who owns its volume files (when an owner field or gate is involved)."""
+
+    pods: list[tuple[ResolvedPod, str, int]] = field(default_factory=list)
+    puid: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[list[str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """kubectl's ``Warning: unknown field`` lines (``--validate=warn``)."""
+
+    def docs(self) -> list[dict]:
+        """The ``-o json``/``-o yaml`` form."""
+        from podsec.report.explain_report import pod_dict
+
+        docs = [pod_dict(p, f, ln, v) for (p, f, ln), v in zip(self.pods, self.puid)]
+        for doc, n in zip(docs, self.notes):
+            if n:
+                doc["volumeOwnership"] = n
+        return docs
+
+    def text(self) -> str:
+        """The text form: each pod's block, then its volume notes."""
+        from podsec.report.explain_report import render_text
+
+        if not any(self.notes):
+            return render_text(self.pods, self.puid)
+        blocks = []
+        for p, v, n in zip(self.pods, self.puid, self.notes):
+            block = render_text([p], [v])
+            if n:
+                block += "  volume files:\n" + "".join(f"    - {line}\n" for line in n)
+            blocks.append(block)
+        return "\n".join(blocks)
+
+
+def explain_objects(objects: list[K8sObject], *, images: ImageLookup | None = None,
+                    image_facts: Callable[[str], Any] | None = None, feature_gates: Any = None,
+                    validate: str = "strict") -> Explanation:
+    """Who each container runs as and what it can do, for every workload in ``objects``; a manifest the API
+    server would refuse raises (exit 2) with the errors ``check`` reports as API findings."""
+    from podsec.admit import AdmitOptions, admit
+    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER, gates_from
+    from podsec.puid import verdicts
+    from podsec.volumes.plan import ownership_notes
+
+    gates = gates_from(feature_gates)
+    admission = admit(objects, AdmitOptions(feature_gates=gates, field_validation=validate))
+    admission.raise_invalid()  # the API server would refuse it: nothing to explain (check lists every error)
+    out = Explanation(warnings=admission.warnings())
+    for admitted in admission.pods:
+        wl, obj = admitted.workload, admitted.workload.obj
+        pod = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
+        out.pods.append((pod, obj.source.display, obj.line_of()))
+        out.notes.append(ownership_notes(pod, wl.spec, wl.pod_metadata(),
+                                         atomic_write_user_fields=gates.enabled(ATOMIC_WRITE_VOLUME_USER_FIELDS),
+                                         pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER)))
+        out.puid.append(verdicts(wl.spec, pod, images, image_facts,
+                                 env_sources(admission.config_objects, admitted.namespace)))
     return out
 
 

@@ -208,62 +208,26 @@ def check(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...]
 def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...], output: str, no_images: bool,
             validate: str, feature_gates: Any) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
-    from podsec.admit import AdmitOptions, admit
-    from podsec.check import env_sources
-    from podsec.puid import verdicts
-    from podsec.report.explain_report import pod_dict, render_text
-    from podsec.resolve import resolve_pod
+    from podsec.check import explain_objects
 
-    loaded = _load(files + filenames)
-    admission = admit(loaded.objects, AdmitOptions(feature_gates=feature_gates, field_validation=validate))
-    admission.raise_invalid()  # the API server would refuse it: nothing to explain (check lists every error)
-    for line in admission.warnings():
-        click.echo(line, err=True)
     images = None if no_images else image_lookup(ctx.obj["root"])
-    facts = None if images is None else image_facts(ctx.obj["root"])
-    pods = []
-    puid = []  # PUID/PGID (linuxserver/s6-overlay) verdicts, by container name, one dict per pod
-    notes: list[list[str]] = []  # volume file owners (fsUser, defaultUser/user and their feature gates)
-    for admitted in admission.pods:
-        wl, obj = admitted.workload, admitted.workload.obj
-        pod = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
-        pods.append((pod, obj.source.display, obj.line_of()))
-        notes.append(_ownership_notes(pod, wl, feature_gates))
-        puid.append(verdicts(wl.spec, pod, images, facts, env_sources(admission.config_objects, admitted.namespace)))
-    docs = [pod_dict(p, f, ln, v) for (p, f, ln), v in zip(pods, puid)]
-    for doc, n in zip(docs, notes):
-        if n:
-            doc["volumeOwnership"] = n
-    if not docs:
+    result = explain_objects(_load(files + filenames).objects, images=images,
+                             image_facts=None if images is None else image_facts(ctx.obj["root"]),
+                             feature_gates=feature_gates, validate=validate)
+    for line in result.warnings:
+        click.echo(line, err=True)
+    if not result.pods:
         click.echo(f"podsec: note: {NO_WORKLOAD}", err=True)
     if output == "json":
         import json
 
-        click.echo(json.dumps({"pods": docs}, indent=2))
+        click.echo(json.dumps({"pods": result.docs()}, indent=2))
     elif output == "yaml":
         import yaml
 
-        click.echo(yaml.safe_dump({"pods": docs}, sort_keys=False), nl=False)
-    elif any(notes):  # each pod's block, then its volume notes (same text as below when there are none)
-        blocks = []
-        for p, v, n in zip(pods, puid, notes):
-            block = render_text([p], [v])
-            if n:
-                block += "  volume files:\n" + "".join(f"    - {line}\n" for line in n)
-            blocks.append(block)
-        click.echo("\n".join(blocks), nl=False)
+        click.echo(yaml.safe_dump({"pods": result.docs()}, sort_keys=False), nl=False)
     else:
-        click.echo(render_text(pods, puid), nl=False)
-
-
-def _ownership_notes(pod: Any, wl: Any, gates: Any) -> list[str]:
-    """Who will own each volume's files, when fsUser/defaultUser/user or their gates are involved."""
-    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER
-    from podsec.volumes.plan import ownership_notes
-
-    return ownership_notes(pod, wl.spec, wl.pod_metadata(),
-                           atomic_write_user_fields=gates.enabled(ATOMIC_WRITE_VOLUME_USER_FIELDS),
-                           pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER))
+        click.echo(result.text(), nl=False)
 
 
 #: Command modules kept apart from this file (they touch the machine or pull in heavier imports); each has
