@@ -10,7 +10,6 @@ of the output passes restricted); 1 something still needs a human, or ``--diff``
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
@@ -56,9 +55,8 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
     privileged, ...) is left as it is and reported. readOnlyRootFilesystem needs --trace: without
     knowing where the app writes it would break the app.
     """
-    from podsec.fix import fix_text
-    from podsec.fix.files import account_lookup, read_inputs, unified_diff, write_atomic
-    from podsec.gcpause import no_cyclic_gc
+    from podsec.fix.files import TraceSettings, account_lookup, fix_files, unified_diff, write_atomic
+    from podsec.fix.report import final_line, note_lines, summary_lines
     from podsec.image.lookup import image_lookup
 
     inputs_given = paths + files
@@ -68,22 +66,18 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
         raise click.UsageError("--diff and --write cannot be used together")
     if write and "-" in inputs_given:
         raise click.UsageError("--write cannot write to stdin; leave it out to print the fixed manifests")
-    images = None if no_images else image_lookup(ctx.obj["root"])
-    accounts = None if no_images else account_lookup(str(ctx.obj["root"]))
-    inputs = read_inputs(inputs_given)
-    with no_cyclic_gc():
-        results = [fix_text(i.display, i.text, images, uid=uid, accounts=accounts) for i in inputs]
-    interrupted = False
-    if do_trace:
-        interrupted = _trace(ctx, inputs, results, images, duration, runtime, volume_dir)
+    trace = TraceSettings(duration, str(ctx.obj["root"]), str(ctx.obj["state"]), runtime, volume_dir) \
+        if do_trace else None
+    run = fix_files(inputs_given, None if no_images else image_lookup(ctx.obj["root"]),
+                    None if no_images else account_lookup(str(ctx.obj["root"])), uid=uid, trace=trace)
 
-    report = sys.stderr
-    for r in results:
-        _summary(r, quiet, report)
+    for r in run.results:
+        for line in summary_lines(r, quiet):
+            sys.stderr.write(line + "\n")
     if not quiet:
-        _notes(results, do_trace, report)
-
-    changed = [(i, r) for i, r in zip(inputs, results) if r.changed]
+        for line in note_lines(run.results, do_trace):
+            sys.stderr.write(line + "\n")
+    changed = [(i, r) for i, r in zip(run.inputs, run.results) if r.changed]
     if show_diff:
         for i, r in changed:
             sys.stdout.write(unified_diff(i.display, r.original, r.fixed))
@@ -91,82 +85,14 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
         for i, r in changed:
             write_atomic(i.path, r.fixed)
     else:
-        for n, r in enumerate(results):
-            if n and len(results) > 1:
+        for n, r in enumerate(run.results):
+            if n and len(run.results) > 1:
                 sys.stdout.write("---\n")
             sys.stdout.write(r.fixed if r.fixed.endswith("\n") or not r.fixed else r.fixed + "\n")
     sys.stdout.flush()
-
-    humans = sum(len(p.humans) for r in results for p in r.plans) + sum(len(r.trace_humans) for r in results)
-    leftovers = sum(len(r.leftovers) for r in results)
-    workloads = sum(len(r.plans) for r in results)
-    fixed = sum(1 for r in results for p in r.plans if p.changes)
-    verb = "would fix" if show_diff else "fixed"
-    where = f"{len(changed)} file{'s' if len(changed) != 1 else ''} changed" if write else \
-        f"{len(inputs)} file{'s' if len(inputs) != 1 else ''}"
-    tail = []
-    if humans:
-        tail.append(f"{humans} left for a human")
-    if leftovers:
-        tail.append(f"{leftovers} still failing")
-    if tail or not quiet:
-        click.echo(f"podsec fix: {verb} {fixed} of {workloads} workload{'s' if workloads != 1 else ''} "
-                   f"({where}){'; ' + ', '.join(tail) if tail else ''}", err=True)
-    if interrupted:
+    line, needs_human = final_line(run, show_diff=show_diff, write=write, changed=len(changed))
+    if needs_human or not quiet:
+        click.echo(line, err=True)
+    if run.interrupted:
         sys.exit(130)
-    sys.exit(1 if humans or leftovers or (show_diff and changed) else 0)
-
-
-def _summary(r: Any, quiet: bool, out: Any) -> None:
-    """One line per changed pod/container, per thing left for a human, per leftover."""
-    lines: list[str] = []
-    for p in r.plans:
-        where = p.workload.obj.source.display  # Helm's "# Source:" file for `helm template … | podsec fix -`
-        if not quiet:
-            lines += [f"{where}:{c.line}: {p.label}: {c.where}: {', '.join(c.what)}" for c in p.changes]
-        lines += [f"{where}:{h.line}: {p.label}: needs a human: {h.field}: {h.message}"
-                  for h in sorted(p.humans, key=lambda h: h.line)]
-    lines += r.trace_notes + r.trace_humans
-    lines += [f"{r.display}:{lo.line}: {lo.label}: not fixed: {lo.message}" for lo in r.leftovers]
-    for text in lines:
-        out.write(text + "\n")
-
-
-def _notes(results: list, traced: bool, out: Any) -> None:
-    unknown: list[str] = []
-    writable = 0
-    for r in results:
-        for p in r.plans:
-            unknown += [i for i in p.unknown_images if i not in unknown]
-            writable += len(p.containers_writable_root)
-            for n in p.notes:
-                out.write(f"podsec fix: note: {r.display}: {p.label}: {n}\n")
-    if unknown:
-        out.write(f"podsec fix: note: images not in podsec's store ({', '.join(unknown)}): their USER is unknown, "
-                  f"so runAsUser is the --uid default; `podsec image pull IMAGE` and fix again to keep each "
-                  "image's own non-root user\n")
-    if writable and not traced:
-        out.write(f"podsec fix: note: readOnlyRootFilesystem was not set ({writable} container"
-                  f"{'s' if writable != 1 else ''}): it breaks apps that write outside their volumes; "
-                  "`podsec fix --trace` runs the pods and sets it with an emptyDir for each directory they write\n")
-
-
-def _trace(ctx: click.Context, inputs: list, results: list, images: Any, duration: float, runtime: str,
-           volume_dir: tuple[str, ...]) -> bool:
-    """Run the manifests as written, then the fixed ones until each container runs read-only as the new user
-    as well as it did, or a blocker is named (:mod:`podsec.fix.solve`); keep what was proven."""
-    from podsec.fix.apply import set_traced
-    from podsec.fix.solve import solve
-    from podsec.trace.runner import TraceOptions
-    from podsec.volumes.claims import volume_dir_strings
-
-    opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,
-                        volume_dirs=volume_dir_strings(volume_dir))
-    files = [(str(n), r.display, r.original, r.fixed) for n, r in enumerate(results)]
-    interrupted = False
-    for r, solved in zip(results, solve(files, opts)):
-        interrupted = interrupted or solved.interrupted
-        r.trace_notes += solved.notes
-        r.trace_humans += solved.humans
-        set_traced(r, solved.text, solved.readonly, images)
-    return interrupted
+    sys.exit(1 if needs_human or (show_diff and changed) else 0)

@@ -56,7 +56,7 @@ def perms(ctx: click.Context, files: tuple[str, ...], path: str, identities: tup
     """
     from podsec.perms import fixes as fixes_mod
     from podsec.perms import report
-    from podsec.perms.identity import container_parties, parse_identity, unique_names
+    from podsec.perms.identity import gather_parties
     from podsec.perms.matrix import evaluate
     from podsec.perms.scan import scan
     from podsec.volumes.claims import parse_volume_dirs
@@ -68,31 +68,18 @@ def perms(ctx: click.Context, files: tuple[str, ...], path: str, identities: tup
     root = os.path.realpath(path)
     if not os.path.isdir(root):
         raise InputError(f"--path {path}: not an existing directory")
-    dirs = parse_volume_dirs(volume_dir)
-    parties = []
-    notes: list[str] = []
-    if files:
-        from podsec.admit import admit_files
-        from podsec.image.lookup import image_lookup
+    from podsec.image.lookup import image_lookup
 
-        workloads = [p.workload for p in admit_files(files).pods]
-        images = None if no_images else image_lookup(ctx.obj["root"])
-        found = container_parties(workloads, root, dirs, root_squash=root_squash, images=images)
-        parties += found.parties
-        notes += found.notes
-    parties += [parse_identity(v) for v in identities]
-    for n in notes:
+    found = gather_parties(files, root, parse_volume_dirs(volume_dir), identities, root_squash=root_squash,
+                           images=None if no_images else image_lookup(ctx.obj["root"]))
+    for n in found.warnings:
         click.echo(f"podsec: warning: {n}", err=True)
-    if not parties:
+    if not found.parties:
         raise InputError(f"no container in {', '.join(files)} mounts {root} (hostPath, --volume-dir claims, nfs), "
                          "and no --identity was given")
-    unique_names(parties)
-    for p in parties:
-        if p.view is not None and p.view.volume_type in ("persistentVolumeClaim", "ephemeral") and \
-                p.pod_fs_group is not None and p.needs_write:
-            click.echo(f"podsec: note: {p.name}: the kubelet gives claim volume {p.view.volume!r} group "
-                       f"{p.pod_fs_group} (and g+rw) at every start of {p.workload.kind}/{p.workload.name}; "
-                       "this report shows the files as they are now", err=True)
+    for n in found.notes:
+        click.echo(f"podsec: note: {n}", err=True)
+    parties = found.parties
 
     color = output == "table" and sys.stdout.isatty()
     spinner = _Spinner("scanning") if sys.stderr.isatty() else None

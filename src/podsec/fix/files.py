@@ -105,3 +105,60 @@ def account_lookup(root: str) -> Any:
         return cache[key]
 
     return lookup
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSettings:
+    """``fix --trace``: how long to run each pod, where, with which runtime and claim directories."""
+
+    duration: float
+    root: str
+    state: str
+    runtime: str = "runc"
+    volume_dirs: Sequence[str] = ()
+    """``--volume-dir CLAIM=DIR`` values as given."""
+
+
+@dataclass(slots=True)
+class FixRun:
+    inputs: list[Input]
+    results: list[Any]
+    """One :class:`podsec.fix.apply.FileFix` per input."""
+    interrupted: bool = False
+
+
+def fix_files(paths: Sequence[str], images: Any = None, accounts: Any = None, *, uid: int,
+              trace: TraceSettings | None = None) -> FixRun:
+    """``podsec fix``: read every input, fix each file's text and, with ``trace``, run the pods until each
+    container runs read-only as its new user (:func:`harden_by_trace`). Nothing is written here."""
+    from podsec.fix.apply import fix_text
+    from podsec.gcpause import no_cyclic_gc
+
+    inputs = read_inputs(paths)
+    with no_cyclic_gc():
+        results = [fix_text(i.display, i.text, images, uid=uid, accounts=accounts) for i in inputs]
+    run = FixRun(inputs, results)
+    if trace is not None:
+        run.interrupted = harden_by_trace(results, images, trace)
+    return run
+
+
+def harden_by_trace(results: Sequence[Any], images: Any, trace: TraceSettings) -> bool:
+    """Run the manifests as written, then the fixed ones until each container runs read-only as the new user
+    as well as it did, or a blocker is named (:mod:`podsec.fix.solve`); keep what was proven. True when the
+    trace was interrupted (Ctrl-C)."""
+    from podsec.fix.apply import set_traced
+    from podsec.fix.solve import solve
+    from podsec.trace.runner import TraceOptions
+    from podsec.volumes.claims import volume_dir_strings
+
+    opts = TraceOptions(duration=trace.duration, root=trace.root, state=trace.state, runtime=trace.runtime,
+                        volume_dirs=volume_dir_strings(trace.volume_dirs))
+    files = [(str(n), r.display, r.original, r.fixed) for n, r in enumerate(results)]
+    interrupted = False
+    for r, solved in zip(results, solve(files, opts)):
+        interrupted = interrupted or solved.interrupted
+        r.trace_notes += solved.notes
+        r.trace_humans += solved.humans
+        set_traced(r, solved.text, solved.readonly, images)
+    return interrupted

@@ -17,7 +17,7 @@ import grp
 import os
 import pwd
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,3 +318,35 @@ def squash_note(p: Party) -> str:
 
 
 __all__ = ["Party", "PartySet", "View", "container_parties", "parse_identity", "squash", "unique_names"]
+
+
+@dataclass(slots=True)
+class Gathered:
+    """Everyone who uses the shared path, with what to tell the user about them."""
+
+    parties: list[Party]
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def gather_parties(files: Sequence[str], root: str, volume_dirs: Mapping[str, Any], identities: Sequence[str], *,
+                   root_squash: bool = False, images: ImageLookup | None = None) -> Gathered:
+    """The parties of ``podsec perms``: every container of the workloads in ``files`` (admitted as every command
+    admits them) that mounts ``root``, then each ``--identity`` (none at all: the caller says so)."""
+    from podsec.admit import admit_files
+
+    out = Gathered([])
+    if files:
+        found = container_parties([p.workload for p in admit_files(files).pods], root, volume_dirs,
+                                  root_squash=root_squash, images=images)
+        out.parties += found.parties
+        out.warnings += found.notes
+    out.parties += [parse_identity(v) for v in identities]
+    unique_names(out.parties)
+    for p in out.parties:
+        if p.view is not None and p.view.volume_type in ("persistentVolumeClaim", "ephemeral") and \
+                p.pod_fs_group is not None and p.needs_write:
+            out.notes.append(f"{p.name}: the kubelet gives claim volume {p.view.volume!r} group {p.pod_fs_group} "
+                             f"(and g+rw) at every start of {p.workload.kind}/{p.workload.name}; this report "
+                             "shows the files as they are now")
+    return out
