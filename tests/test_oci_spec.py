@@ -43,6 +43,7 @@ from podsec.oci import (
     runtime_default_seccomp,
     steps,
 )
+from podsec.oci.caps import host_capabilities
 from podsec.oci.mounts import merge_mounts
 from podsec.resolve import resolve_capabilities
 
@@ -84,13 +85,15 @@ def make_container(
     proc_mount: str = "Default",
     apparmor: str | None = None,
     name: str = "app",
-    host_cap_eff: int = ALL41,
+    host_cap_eff: int | None = ALL41,
 ) -> ResolvedContainer:
-    """A container as resolve_pod would hand it over: caps from resolve's own rule, K masks."""
+    """A container as resolve_pod would hand it over: caps from resolve's own rule (``host_cap_eff`` None: this
+    host's, as ``run`` reads them), K masks."""
     sc: dict[str, Any] = {}
     if add is not None or drop is not None:
         sc["capabilities"] = {k: list(v) for k, v in (("add", add), ("drop", drop)) if v is not None}
-    caps = resolve_capabilities(sc, privileged, uid, tuple(caps_from_mask(host_cap_eff)))
+    host = host_capabilities() if host_cap_eff is None else tuple(caps_from_mask(host_cap_eff))
+    caps = resolve_capabilities(sc, privileged, uid, host)
     unmasked = proc_mount == "Unmasked"
     return ResolvedContainer(
         name=name,
@@ -962,7 +965,7 @@ def test_runtime_prefixed_capability(tmp_path: Path) -> None:
 @runtime_test
 def test_runtime_privileged(tmp_path: Path) -> None:
     """Row 15 on this host: every capability the host holds, no seccomp even when RuntimeDefault was asked."""
-    ctr = make_container(groups=(0,), privileged=True, seccomp="RuntimeDefault")
+    ctr = make_container(groups=(0,), privileged=True, seccomp="RuntimeDefault", host_cap_eff=None)
     rc, status, out = _run_container("runc", tmp_path, _runnable_spec(tmp_path, ctr))
     assert rc == 0, out
     status_lines = Path("/proc/self/status").read_text().splitlines()
