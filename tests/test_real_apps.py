@@ -158,12 +158,13 @@ POSTGRES = deployment("db", "debian-postgres:bookworm", {
 })
 
 
-def fix_trace(apps: Podsec, tmp_path: Path, name: str, manifest: str) -> tuple[str, list[str]]:
+def fix_trace(apps: Podsec, tmp_path: Path, name: str, manifest: str, duration: str = DURATION,
+              ) -> tuple[str, list[str]]:
     """``podsec fix --trace`` of a plain Deployment: the fixed manifest and the summary lines; checks that the
     result passes restricted and makes every container read-only."""
     src = tmp_path / f"{name}.yaml"
     src.write_text(manifest)
-    out = apps.run("fix", "--trace", "--duration", DURATION, str(src), timeout=600)
+    out = apps.run("fix", "--trace", "--duration", duration, str(src), timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     fixed = tmp_path / f"{name}-fixed.yaml"
     fixed.write_text(out.stdout)
@@ -227,7 +228,7 @@ def test_fix_trace_makes_debian_redis_restricted_read_only_and_redis(apps: Podse
 
 
 def test_fix_trace_makes_debian_postgres_restricted_and_read_only(apps: Podsec, tmp_path: Path) -> None:
-    fixed, lines = fix_trace(apps, tmp_path, "db", POSTGRES)
+    fixed, lines = fix_trace(apps, tmp_path, "db", POSTGRES, "20s")  # initdb takes seconds before postgres
     assert any("runAsUser: 100 (image USER postgres is uid 100 in its /etc/passwd)" in ln for ln in lines), lines
     assert any(re.search(r'container "initdb": readOnlyRootFilesystem: true, emptyDir: nothing written \(traced: \d '
                          r"runs? as uid 100, then read-only: exited 0 after [\d.]+s\)$", ln) for ln in lines), lines

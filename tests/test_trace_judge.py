@@ -22,7 +22,7 @@ def test_a_server_must_keep_running_and_stop_cleanly() -> None:
     assert worse(server, ran(stopped=True, stop_code=KILLED)).startswith("ignored the stop signal and was killed")
     # killed within its first second: the stop signal may have come before its handler was installed
     assert worse(server, ran(stopped=True, stop_code=KILLED, seconds=0.2)) is None
-    assert worse(server, ran(ran=False, status="never ran: x")) == "never ran (never ran: x)"
+    assert worse(server, ran(ran=False, status="never ran: x")) == "never ran: x"
 
 
 def test_a_job_must_still_exit_0() -> None:
@@ -52,3 +52,14 @@ def test_new_mounts_merge_into_a_proposal_without_nesting() -> None:
     assert not p.add("app", [MountDir("/tmp/x", "not in the image", 0, 0)])  # inside /tmp already
     assert p.add("app", [MountDir("/run", "hides only empty entries", 0, 0)])  # holds /run/app
     assert [m.path for m in p.mounts["app"]] == ["/run", "/tmp"]
+
+
+def test_an_init_container_still_running_at_the_end_says_to_trace_longer() -> None:
+    from podsec.trace.judge import slow_init
+
+    init = ContainerTrace(name="initdb", init=True, ran=True, status="exited 0", exit_code=0, seconds=4.2)
+    before = PodTrace("p.yaml", 0, "Deployment", "db", [init])
+    after = PodTrace("p.yaml", 0, "Deployment", "db", [ran(name="initdb", init=True, stopped=True)])
+    assert slow_init(before, after) == ("; init container 'initdb' was still running when the run ended (it took "
+                                        "4.2s as written): try a longer --duration")
+    assert slow_init(before, before) == ""

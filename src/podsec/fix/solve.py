@@ -93,7 +93,7 @@ def solve_file(path: str, display: str, original: str, fixed: str, opts: Any, st
                              f"(traced: {runs}, then read-only: {status}{listen})")
         for name, why in verdict.blockers.items():
             before = base.container(name)
-            was = f" (as written it {outcome(before)})" if before is not None else ""
+            was = f" (as written: {outcome(before)})" if before is not None else ""
             out.humans.append(f'{where}: {label}: needs a human: container "{name}" with the fixed securityContext '
                               f"{why}{was}; if it needs root or files only root may read, change the image or "
                               "adjust the fix by hand")

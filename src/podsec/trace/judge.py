@@ -28,7 +28,7 @@ def outcome(c: ContainerTrace) -> str:
 def worse(before: ContainerTrace, after: ContainerTrace) -> str | None:
     """Why ``after`` runs worse than ``before`` (same container, two runs), or None when it runs as well."""
     if not after.ran:
-        return f"never ran ({after.status})"
+        return after.status if after.status.startswith("never ran") else f"never ran ({after.status})"
     if after.exit_code:
         last = f": {after.log_tail[-1]}" if after.log_tail else ""
         return f"exited {after.exit_code} after it had {outcome(before)}{last}"
@@ -45,3 +45,14 @@ def lost_ports(before: PodTrace, after: PodTrace) -> list[str]:
     """TCP ports the pod listened on before and no longer does."""
     now = set(after.listening)
     return [p for p in before.listening if p not in now]
+
+
+def slow_init(before: PodTrace, after: PodTrace) -> str:
+    """An init container still running when the run ended, where it had finished: the app containers never
+    got their turn, so the run shows nothing about them (a longer ``--duration`` would)."""
+    for c in after.containers:
+        b = before.container(c.name)
+        if c.init and c.stopped and b is not None and b.ran and not b.stopped and not b.exit_code:
+            return (f"; init container {c.name!r} was still running when the run ended (it took {b.seconds:.1f}s "
+                    "as written): try a longer --duration")
+    return ""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from podsec.trace.group import HIDES_EMPTY, SEEDED, has_copy_command
-from podsec.trace.judge import lost_ports, worse
+from podsec.trace.judge import lost_ports, slow_init, worse
 from podsec.trace.model import ContainerTrace, MountDir, PodTrace
 
 
@@ -94,12 +94,13 @@ def _images(target: Any) -> dict[str, str]:
 
 
 def _failed_seeds(pod: PodTrace, base: PodTrace) -> str:
-    """What an init container the proposal added said when it failed."""
+    """Why the app containers never ran: an init container the proposal added failed, or an init container
+    was still running when the run ended."""
     for c in pod.containers:
         if c.init and base.container(c.name) is None and c.exit_code:
             tail = f": {c.log_tail[-1]}" if c.log_tail else ""
             return f" (init container {c.name} exited {c.exit_code}{tail})"
-    return ""
+    return slow_init(base, pod)
 
 
 def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any, store: Any, *,
@@ -260,6 +261,8 @@ def _prove(verdict: Verdict, path: str, display: str, base: PodTrace, opts: Any,
             why = "was interrupted before the read-only run ended"
         if why is None and ports and before.stopped and not before.init:
             why = f"no longer listens on {', '.join(ports)}"
+        if why is not None and after is not None and not after.ran:
+            why += _failed_seeds(pod, base)
         if why is not None:
             verdict.blockers[name] = f"with readOnlyRootFilesystem: true it {why}"
             del verdict.verified[name]
