@@ -62,7 +62,7 @@ def test_trace_writer(podsec: Podsec, tmp_path: Path) -> None:
 
 
 def test_fix_cache_app_then_check_restricted(podsec: Podsec, tmp_path: Path) -> None:
-    out = podsec.run("fix", "--trace", "--duration", "3s", str(EXAMPLES / "cache-app.yaml"))
+    out = podsec.run("fix", "--trace", "--duration", "5s", str(EXAMPLES / "cache-app.yaml"))
     assert out.returncode == 0, out.stderr
     lines = [
         "examples/cache-app.yaml:14: Deployment/cache-app: pod: runAsNonRoot: true, seccompProfile: RuntimeDefault",
@@ -74,7 +74,8 @@ def test_fix_cache_app_then_check_restricted(podsec: Podsec, tmp_path: Path) -> 
     err = out.stderr.replace(str(EXAMPLES) + "/", "examples/")
     for line in lines:
         assert line in err.splitlines(), (line, out.stderr)
-    assert 'container "app": readOnlyRootFilesystem: true, emptyDir: /home/app, /tmp (traced:' in err
+    assert 'container "app": readOnlyRootFilesystem: true, emptyDir: /home/app, /tmp (traced: 1 run as uid 1000, ' \
+           "then read-only: still running when the trace stopped it after " in err
     fixed = tmp_path / "cache-app.yaml"
     fixed.write_text(out.stdout)
     check = podsec.run("check", "--level", "restricted", str(fixed))
