@@ -221,8 +221,11 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def measured(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
-    """(wall seconds, peak resident bytes of the process tree) of one run."""
+def measured(cmd: list[str], env: dict | None = None) -> tuple[float, int, float]:
+    """(wall seconds, peak resident bytes of the process tree, CPU seconds of the tree) of one run."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     peak = 0
@@ -233,7 +236,9 @@ def measured(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode not in (0, 1):
         sys.exit(f"bench: {' '.join(cmd[:4])}… failed ({proc.returncode}): {err[-500:]}")
-    return wall, peak
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, peak, cpu
 
 
 def scale(args: argparse.Namespace, podsec: str) -> None:
@@ -254,8 +259,10 @@ def scale(args: argparse.Namespace, podsec: str) -> None:
                             for _ in range(args.repeat)]
                     wall = min(r[0] for r in runs)
                     peak = max(r[1] for r in runs)
+                    cpu = min(r[2] for r in runs)
                     ok = "ok" if wall < 8 and peak < 300 * 2**20 else "over goal"
-                    print(f"  -o {fmt:<6} {name:<9} {wall:7.2f} s   peak RSS {peak / 2**20:7.0f} MB   ({ok})")
+                    print(f"  -o {fmt:<6} {name:<9} {wall:7.2f} s wall  {cpu:7.2f} s CPU   peak RSS "
+                          f"{peak / 2**20:7.0f} MB   ({ok})")
 
 
 def main() -> None:

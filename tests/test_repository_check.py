@@ -82,3 +82,39 @@ def test_messages_never_show_python_representations(repo: Path) -> None:
     r = podsec(repo, "check", "repo")
     assert "frozenset" not in r.stdout + r.stderr
     assert "Pod/a" in r.stdout
+
+
+STREAM_BLOCKS = [
+    "# lead comment\napiVersion: v1\nkind: Pod\nmetadata: {name: a%d}\nspec: {containers: [{name: c, image: i}]}\n",
+    "%YAML 1.1\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b%d}\nspec: {containers: [{name: c, image: i}]}\n",
+    "--- {apiVersion: v1, kind: Pod, metadata: {name: c%d}, spec: {containers: [{name: c, image: i}]}}\n",
+    "\n",
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: d%d}\nspec:\n  containers: [{name: c, image: i}]\n...\n",
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: e%d}\nspec: {containers: [{name: c, image: i, securityContext: "
+    "{runAsUsr: 1}}]}\n",
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: f%d}\n  bad: [\n",
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: g%d}\nspec: {containers: [{name: c, image: i, securityContext: "
+    "{runAsUser: abc}}]}\n",
+]
+
+
+def test_a_big_file_shared_among_workers_gives_what_one_process_gives(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way a document can start (directives, inline content, "..."), a broken document and an undecodable
+    one in each share: the workers' results are the serial run's, in the same order; nothing stops the file."""
+    import podsec.check as check
+
+    text = ""
+    for i in range(40):
+        for block in STREAM_BLOCKS:
+            part = block.replace("%d", str(i))
+            text += part if part.startswith("---") else ("---\n" if text else "") + part
+    f = tmp_path / "stream.yaml"
+    f.write_text(text)
+    monkeypatch.setattr(check, "SPLIT_MIN_BYTES", 1000)
+    monkeypatch.setattr(check, "PARALLEL_MIN_BYTES", 1000)
+    serial = list(check.iter_results([str(f)], jobs=1))
+    shared = list(check.iter_results([str(f)], jobs=2))
+    assert serial == shared
+    assert len(serial) == 40 * 7 and sum(1 for x in serial if not isinstance(x, dict)) == 80
+    assert [x["name"] for x in serial if isinstance(x, dict)][-5:] == ["a39", "b39", "c39", "d39", "e39"]

@@ -478,29 +478,45 @@ def _mentions(path: str, word: bytes) -> bool:
 
 
 def _entry_results(path: str, named: bool, analyzer: Analyzer, stats: _Skipped, say: Callable[[str], None],
-                   text: str | None = None, lo: int = 0, hi: int | None = None) -> Iterator[dict | Problem]:
-    """The results of one file (documents ``lo`` to ``hi``), parsed :data:`BATCH_DOCS` documents at a time."""
+                   text: str | None = None, lo: int = 0, hi: int | None = None,
+                   cut: tuple[int, int, int] | None = None) -> Iterator[dict | Problem]:
+    """The results of one file (documents ``lo`` to ``hi``), parsed :data:`BATCH_DOCS` documents at a time.
+
+    ``cut`` (first character, end character, first line) is where documents ``lo`` to ``hi`` are in the text, so a
+    worker splits only its share of a big file."""
     from podsec.errors import PodsecError
     from podsec.manifest.loader import add_object, parse_chunks, read_text, split_documents
 
     try:
         name, text = ("<stdin>", text) if text is not None else read_text(path)
-        chunks = split_documents(text)
+        chunks = _share(text, lo, hi, cut) if cut is not None else None
+        if chunks is None:
+            chunks = split_documents(text)
+            end = len(chunks) if hi is None else min(hi, len(chunks))
+            chunks, whole = chunks[lo:end], (text if lo == 0 and end == len(chunks) else None)
+        else:
+            whole = None
+            del text  # only this share is kept
     except PodsecError as exc:
         yield _problem(exc)
         return
-    end = len(chunks) if hi is None else min(hi, len(chunks))
-    for start in range(lo, end, BATCH_DOCS):
-        batch = chunks[start:min(end, start + BATCH_DOCS)]
+    for first in range(0, len(chunks), BATCH_DOCS):
+        batch = chunks[first:first + BATCH_DOCS]
+        broken: list[tuple[int, Problem]] = []  # (document number, its problem)
         try:
-            whole = text if len(batch) == len(chunks) else None
-            docs = parse_chunks(name, whole, batch, start)
-        except PodsecError as exc:
-            yield _problem(exc)
-            return
+            docs = parse_chunks(name, whole if len(batch) == len(chunks) else None, batch, lo + first)
+        except PodsecError:
+            docs = []  # one document is broken: each on its own, so only that one is lost
+            for k, chunk in enumerate(batch):
+                try:
+                    docs += parse_chunks(name, None, [chunk], lo + first + k)
+                except PodsecError as exc:
+                    broken.append((lo + first + k, _problem(exc)))
         objects: list[K8sObject] = []
-        problems: dict[int, Problem] = {}  # by the number of objects before it: kept in input order
+        problems: dict[int, list[Problem]] = {}  # by the number of objects before them: kept in input order
         for src, doc in docs:
+            while broken and broken[0][0] < src.index:
+                problems.setdefault(len(objects), []).append(broken.pop(0)[1])
             if not named and not (isinstance(doc, dict) and ("kind" in doc or "apiVersion" in doc)):
                 stats.docs += 1
                 stats.files.add(name)
@@ -508,14 +524,15 @@ def _entry_results(path: str, named: bool, analyzer: Analyzer, stats: _Skipped, 
             try:
                 add_object(objects, doc, src)
             except PodsecError as exc:
-                problems[len(objects)] = _problem(exc)
+                problems.setdefault(len(objects), []).append(_problem(exc))
+        if broken:
+            problems.setdefault(len(objects), []).extend(p for _, p in broken)
         try:
             reports: list[list[WorkloadReport]] | None = analyzer.batch_reports(objects, say)
         except PodsecError:
             reports = None  # one of them cannot be decoded: one at a time, so only it is lost
         for i, obj in enumerate(objects):
-            if i in problems:
-                yield problems.pop(i)
+            yield from problems.pop(i, ())
             if reports is not None:
                 found = reports[i]
             else:
@@ -526,16 +543,45 @@ def _entry_results(path: str, named: bool, analyzer: Analyzer, stats: _Skipped, 
                     continue
             for r in found:
                 yield report_dict(r)
-        yield from problems.values()
+        for rest in problems.values():
+            yield from rest
 
 
-def _units(entries: list, jobs: int) -> list[tuple[str, bool, int, int | None, int]] | None:
-    """(path, named, first doc, end doc, bytes) work units for the workers, or None when the input is too small
-    to gain from them: whole files, and ranges of documents of a big file."""
+def _share(text: str, lo: int, hi: int | None, cut: tuple[int, int, int]) -> list[tuple[int, str]] | None:
+    """Documents ``lo`` to ``hi`` split from their own stretch of the text; None when that does not give exactly
+    those documents (the caller then splits the whole text)."""
+    from podsec.manifest.loader import split_documents
+
+    c0, c1, line0 = cut
+    sub = [(line + line0, body) for line, body in split_documents(text[c0:c1])]
+    want = (hi or 0) - lo
+    if len(sub) == want + 1 and not sub[-1][1].strip():
+        sub.pop()  # the "---" that starts the next share
+    return sub if len(sub) == want else None
+
+
+def _line_offsets(text: str, lines: list[int]) -> list[int]:
+    """Character offsets of the starts of 0-based ``lines`` (ascending)."""
+    out, pos, line = [], 0, 0
+    for target in lines:
+        while line < target:
+            pos = text.index("\n", pos) + 1
+            line += 1
+        out.append(pos)
+    return out
+
+
+Unit = tuple[str, bool, int, "int | None", int, "tuple[int, int, int] | None"]
+"""(path, named, first document, end document, bytes, where those documents are in the text)."""
+
+
+def _units(entries: list, jobs: int) -> list[Unit] | None:
+    """Work units for the workers, or None when the input is too small to gain from them: whole files, and
+    ranges of documents of a big file."""
     import os
 
     from podsec.errors import PodsecError
-    from podsec.manifest.loader import read_text, split_documents
+    from podsec.manifest.loader import forget_splits, read_text, split_documents
 
     sizes = []
     for e in entries:
@@ -546,22 +592,29 @@ def _units(entries: list, jobs: int) -> list[tuple[str, bool, int, int | None, i
     total = sum(sizes)
     if total < PARALLEL_MIN_BYTES:
         return None
-    units: list[tuple[str, bool, int, int | None, int]] = []
+    units: list[Unit] = []
     for e, size in zip(entries, sizes):
         if size >= SPLIT_MIN_BYTES:
             try:
-                n = len(split_documents(read_text(e.path)[1]))
+                text = read_text(e.path)[1]
+                chunks = split_documents(text)
             except PodsecError:
-                n = 1
+                units.append((e.path, e.named, 0, None, size, None))  # its worker reports it
+                continue
+            n = len(chunks)
             step = max(1, -(-n // (jobs * 2)))
-            units += [(e.path, e.named, lo, lo + step, size * min(step, n - lo) // max(n, 1))
-                      for lo in range(0, n, step)]
+            starts = list(range(0, n, step))
+            offsets = [*_line_offsets(text, [chunks[i][0] for i in starts]), len(text)]
+            units += [(e.path, e.named, lo, min(lo + step, n), size * min(step, n - lo) // max(n, 1),
+                       (offsets[k], offsets[k + 1], chunks[lo][0])) for k, lo in enumerate(starts)]
+            del text, chunks
+            forget_splits()  # the workers read their shares themselves: nothing big stays in the parent
         else:
-            units.append((e.path, e.named, 0, None, size))
+            units.append((e.path, e.named, 0, None, size, None))
     return units if len(units) >= 2 else None
 
 
-def _parallel(units: list[tuple[str, bool, int, int | None, int]], jobs: int, analyzer: Analyzer,
+def _parallel(units: list[Unit], jobs: int, analyzer: Analyzer,
               stats: _Skipped, say: Callable[[str], None]) -> Iterator[dict | Problem]:
     """Share ``units`` among ``jobs`` forked workers, contiguously by size so results keep input order; each
     writes its items to a temporary file, read back in order as the workers finish."""
@@ -634,8 +687,8 @@ def _work(share: list, analyzer: Analyzer, out: str) -> None:
         def say(line: str) -> None:
             fh.write(orjson.dumps(["w", line]) + b"\n")
 
-        for path, named, lo, hi, _ in share:
-            for item in _entry_results(path, named, analyzer, stats, say, None, lo, hi):
+        for path, named, lo, hi, _, cut in share:
+            for item in _entry_results(path, named, analyzer, stats, say, None, lo, hi, cut):
                 if isinstance(item, Problem):
                     fh.write(orjson.dumps(["p", [item.file, item.line, item.message]]) + b"\n")
                 else:

@@ -440,6 +440,11 @@ def _split_cached(text: str) -> tuple[tuple[int, str], ...]:
     return tuple(docs)
 
 
+def forget_splits() -> None:
+    """Drop the cached splits (their texts are big): before forking workers that read the files themselves."""
+    _split_cached.cache_clear()
+
+
 def _directives_start(text: str, at: int, floor: int) -> int:
     """Start of the ``%`` directive lines above the ``---`` at ``at`` (comments may sit between), else ``at``.
 
