@@ -94,34 +94,11 @@ def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: s
 
 def _print_patched(inputs: list[tuple[str, str, str]], pods: list) -> None:
     """Every input file, with each traced container made read-only and given its emptyDir mounts."""
-    from podsec.manifest.rewrite import patch_writable_mounts
+    from podsec.trace.report import left_alone, patched_texts
 
-    for p in pods:
-        for c in p.containers:
-            if c.fixable:
-                continue
-            why = c.status if not c.ran else "; ".join(c.problems)
-            click.echo(f"podsec: {p.kind}/{p.name}: container {c.name!r} left as it is (making its root "
-                       f"read-only would break it): {why}", err=True)
-    for i, (path, display, text) in enumerate(inputs):
-        mounts: dict[tuple[int, str], list[str]] = {}
-        seeds: dict[tuple[int, str], list[str]] = {}
-        broken: set[tuple[int, str]] = set()
-        groups: dict[int, int] = {}
-        for p in pods:
-            if p.source != path:
-                continue
-            if p.fs_group is not None:
-                groups[p.doc_index] = p.fs_group
-            for c in p.containers:  # items of one List share a document index: all of them must be fixable
-                key = (p.doc_index, c.name)
-                if c.fixable:
-                    mounts[key] = sorted(set(mounts.get(key, [])) | set(c.mount_dirs))
-                    seeds[key] = sorted(set(seeds.get(key, [])) | {m.path for m in c.mounts if m.seed})
-                else:
-                    broken.add(key)
-        patched = patch_writable_mounts(text, display, {k: v for k, v in mounts.items() if k not in broken},
-                                        {k: v for k, v in seeds.items() if k not in broken}, groups)
+    for line in left_alone(pods):
+        click.echo(f"podsec: {line}", err=True)
+    for i, patched in enumerate(patched_texts(inputs, pods)):
         if i:
             click.echo("---")
         click.echo(patched, nl=not patched.endswith("\n"))

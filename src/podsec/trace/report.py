@@ -190,3 +190,45 @@ def summary(pods: Sequence[PodTrace]) -> str:
     if blocked:
         line += f"; {len(blocked)} cannot ({', '.join(blocked)}): see their problems"
     return line + "."
+
+
+def left_alone(pods: Sequence[PodTrace]) -> list[str]:
+    """One line per traced container ``-o yaml`` leaves as it is, and why."""
+    out = []
+    for p in pods:
+        for c in p.containers:
+            if c.fixable:
+                continue
+            why = c.status if not c.ran else "; ".join(c.problems)
+            out.append(f"{p.kind}/{p.name}: container {c.name!r} left as it is (making its root read-only would "
+                       f"break it): {why}")
+    return out
+
+
+def patched_texts(inputs: Sequence[tuple[str, str, str]], pods: Sequence[PodTrace]) -> list[str]:
+    """Every input file's text ((path, display, text) each), with each traced container made read-only and given
+    its emptyDir mounts (and the init containers that seed them); a document keeps its text when any container
+    of it cannot go read-only. Pure: the text edits are :func:`podsec.manifest.rewrite.patch_writable_mounts`."""
+    from podsec.manifest.rewrite import patch_writable_mounts
+
+    out = []
+    for path, display, text in inputs:
+        mounts: dict[tuple[int, str], list[str]] = {}
+        seeds: dict[tuple[int, str], list[str]] = {}
+        broken: set[tuple[int, str]] = set()
+        groups: dict[int, int] = {}
+        for p in pods:
+            if p.source != path:
+                continue
+            if p.fs_group is not None:
+                groups[p.doc_index] = p.fs_group
+            for c in p.containers:  # items of one List share a document index: all of them must be fixable
+                key = (p.doc_index, c.name)
+                if c.fixable:
+                    mounts[key] = sorted(set(mounts.get(key, [])) | set(c.mount_dirs))
+                    seeds[key] = sorted(set(seeds.get(key, [])) | {m.path for m in c.mounts if m.seed})
+                else:
+                    broken.add(key)
+        out.append(patch_writable_mounts(text, display, {k: v for k, v in mounts.items() if k not in broken},
+                                         {k: v for k, v in seeds.items() if k not in broken}, groups))
+    return out
