@@ -161,3 +161,22 @@ def test_check_and_explain_reach_the_same_puid_verdict(tmp_path: Path) -> None:
     assert puid["warnings"] == ["the image is not in the local store: assuming its ENTRYPOINT is /init"]
     first = puid["conflicts"][0]
     assert (first["field"], f"{first['setting']}: {first['breaks']}") == (ps008["field"], ps008["why"])
+
+
+def test_every_command_refuses_an_invalid_pod_with_the_errors_check_reports(tmp_path: Path) -> None:
+    """One admission step: run, apply, trace and explain refuse (exit 2, before any container or image is
+    touched) with exactly the API errors check reports as findings."""
+    f = tmp_path / "pod.yaml"
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n  - name: app\n"
+                 "    image: nope:1\n    securityContext:\n      runAsUser: -1\n      runAsGroup: 4294967296\n")
+    check = json.loads(run("check", "-o", "json", str(f)).stdout)
+    api = [x["message"] for x in check["results"][0]["findings"] if x["id"] == "API"]
+    assert len(api) == 2, api
+    state = tmp_path / "state"
+    for args in (["explain", str(f)], ["run", "--rm", "-f", str(f)], ["apply", "-f", str(f)],
+                 ["trace", "-f", str(f)]):
+        r = run("--state", str(state), *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert all(m in r.stderr for m in api), (args, r.stderr)
+        assert 'The Pod "bad" is invalid: ' in r.stderr, (args, r.stderr)
+    assert not state.exists() or not any(state.rglob("*")), "nothing may be created for an invalid pod"
