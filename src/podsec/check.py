@@ -112,33 +112,8 @@ class Analyzer:
     def judge(self, admitted: AdmittedPod, config_objects: list[dict] | None = None) -> WorkloadReport:
         """The report of one admitted workload: API errors, Pod Security Standards, podsec's own checks.
         ``config_objects``: the ConfigMaps/Secrets admitted with it (PUID/PGID from ``envFrom``/``valueFrom``)."""
-        from podsec.policy.checks import run_checks
-        from podsec.policy.pss import evaluate
-
-        wl = admitted.workload
-        api = strict_findings(admitted) + api_findings(admitted)
-        findings: list[Finding] = []
-        policy = self.policy(wl)
-        resolved = resolve_pod(wl.pod_metadata(), wl.spec, self.images, kind=wl.kind)
-        pss = evaluate(wl.metadata, wl.spec, policy.level, policy.version)
-        for fail in pss.failures:
-            paths = list(fail.fields) or [("spec",)]
-            detail = f"{fail.reason} ({fail.detail})" if fail.detail else fail.reason
-            findings.append(
-                Finding(
-                    f"PSS:{fail.id}", PSS_SEVERITY, detail, tuple(paths[0]),
-                    why=f'Pod Security Admission "{policy.level}:{policy.version}" rejects the pod.',
-                    fix=_pss_fix(fail.id),
-                    extra={"paths": [tuple(p) for p in paths]},
-                )
-            )
-        facts = pod_facts(wl.spec, resolved, self.feature_gates, self.images, self.image_facts,
-                          env_sources(config_objects or [], admitted.namespace))
-        findings += run_checks(wl.metadata, wl.spec, resolved, self.feature_gates, facts)
-        for f in findings:
-            f.field = wl.field(f.path)
-            f.line = wl.line_of(f.path)
-        return WorkloadReport(wl, resolved, policy, pss, api + findings)
+        return judge(admitted, self.policy(admitted.workload), images=self.images, feature_gates=self.feature_gates,
+                     image_facts=self.image_facts, config_objects=config_objects)
 
     def batch_reports(self, objects: list[K8sObject], warn: Callable[[str], None]) -> list[list[WorkloadReport]]:
         """:meth:`object_reports` of many objects, admitted together (cheaper); the first object that cannot be
@@ -164,6 +139,48 @@ class Analyzer:
             for line in admission.warnings(located=True):
                 warn(line)
         return [self.judge(p, admission.config_objects) for p in admission.pods]
+
+
+def judge(
+    admitted: AdmittedPod,
+    policy: Policy,
+    *,
+    images: ImageLookup | None = None,
+    feature_gates: frozenset[str] = frozenset(),
+    image_facts: Callable[[str], Any] | None = None,
+    config_objects: list[dict] | None = None,
+    api_errors: bool = True,
+) -> WorkloadReport:
+    """One admitted workload through resolve, Pod Security Standards and podsec's own checks: the judgement
+    ``check``, ``audit`` and ``webhook`` share. Unknown fields (strict decoding) are always reported;
+    ``api_errors=False`` for an object the API server already stored (it accepted it: its API validation
+    errors would be podsec's, not the user's)."""
+    from podsec.policy.checks import run_checks
+    from podsec.policy.pss import evaluate
+
+    wl = admitted.workload
+    api = strict_findings(admitted) + (api_findings(admitted) if api_errors else [])
+    findings: list[Finding] = []
+    resolved = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
+    pss = evaluate(wl.metadata, wl.spec, policy.level, policy.version)
+    for fail in pss.failures:
+        paths = list(fail.fields) or [("spec",)]
+        detail = f"{fail.reason} ({fail.detail})" if fail.detail else fail.reason
+        findings.append(
+            Finding(
+                f"PSS:{fail.id}", PSS_SEVERITY, detail, tuple(paths[0]),
+                why=f'Pod Security Admission "{policy.level}:{policy.version}" rejects the pod.',
+                fix=_pss_fix(fail.id),
+                extra={"paths": [tuple(p) for p in paths]},
+            )
+        )
+    facts = pod_facts(wl.spec, resolved, feature_gates, images, image_facts,
+                      env_sources(config_objects or [], admitted.namespace))
+    findings += run_checks(wl.metadata, wl.spec, resolved, feature_gates, facts)
+    for f in findings:
+        f.field = wl.field(f.path)
+        f.line = wl.line_of(f.path)
+    return WorkloadReport(wl, resolved, policy, pss, api + findings)
 
 
 def analyze(

@@ -232,7 +232,8 @@ def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ..
 
 #: Command modules kept apart from this file (they touch the machine or pull in heavier imports); each has
 #: ``register(cli)`` and imports its library code inside the commands, so ``podsec check`` stays fast.
-COMMAND_MODULES = ("podsec.cli_runtime", "podsec.cli_trace", "podsec.cli_perms", "podsec.cli_fix", "podsec.cli_vap")
+COMMAND_MODULES = ("podsec.cli_runtime", "podsec.cli_trace", "podsec.cli_perms", "podsec.cli_fix", "podsec.cli_vap",
+                   "podsec.cli_cluster")
 
 
 def _register_commands() -> None:

@@ -79,3 +79,41 @@ class ImageFacts(NamedTuple):
     """s6-overlay / linuxserver paths present, e.g. ``/etc/s6-overlay``, ``/command/s6-svscan``, ``/docker-mods``."""
     run_owner: tuple[int, int, int] | None = None
     """uid, gid and permission bits of the image's ``/run`` (``None``: absent)."""
+
+
+def info_from_config(doc: dict, ref: str, config_digest: str, passwd: tuple[PasswdEntry, ...] | None,
+                     group: tuple[GroupEntry, ...] | None, where: str) -> ImageInfo:
+    """An image config document (OCI or docker) as resolve sees it; the store and a registry's config
+    (``podsec audit --inspect-images``) both read it here. Raises ImageError on a malformed config."""
+    from podsec.errors import ImageError
+
+    cfg = doc.get("config") or {}
+    if not isinstance(cfg, dict):
+        raise ImageError("image config 'config' is not an object", file=where)
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        value = cfg.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):  # old docker configs may hold a shell string
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ImageError(f"config {key} is not a list of strings", file=where)
+        return tuple(value)
+
+    user = cfg.get("User")
+    labels = cfg.get("Labels") or {}
+    volumes = cfg.get("Volumes") or {}
+    return ImageInfo(
+        ref=ref,
+        user=str(user) if user is not None else None,
+        env=strings("Env") or (),
+        entrypoint=strings("Entrypoint"),
+        cmd=strings("Cmd"),
+        working_dir=str(cfg.get("WorkingDir") or ""),
+        volumes=tuple(sorted(volumes)) if isinstance(volumes, dict) else (),
+        passwd=passwd,
+        group=group,
+        config_digest=config_digest,
+        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+    )

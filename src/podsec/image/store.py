@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from podsec.errors import ImageError
-from podsec.image.model import ImageInfo
+from podsec.image.model import ImageInfo, info_from_config
 from podsec.image.passwd import read_user_db
 from podsec.image.reference import normalize, parse
 from podsec.logger import get_logger
@@ -470,37 +470,9 @@ class ImageStore:
             return cached if cached.ref == rec.ref else dataclasses.replace(cached, ref=rec.ref)
         doc = self.config(ref)
         where = f"{rec.ref}@{rec.config_digest}"
-        cfg = doc.get("config") or {}
-        if not isinstance(cfg, dict):
-            raise ImageError("image config 'config' is not an object", file=where)
+        info = info_from_config(doc, rec.ref, rec.config_digest, None, None, where)  # raises before the unpack
         passwd, group = self._user_db(ref, image)
-
-        def strings(key: str) -> tuple[str, ...] | None:
-            value = cfg.get(key)
-            if value is None:
-                return None
-            if isinstance(value, str):  # old docker configs may hold a shell string
-                return (value,)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ImageError(f"config {key} is not a list of strings", file=where)
-            return tuple(value)
-
-        user = cfg.get("User")
-        labels = cfg.get("Labels") or {}
-        volumes = cfg.get("Volumes") or {}
-        info = ImageInfo(
-            ref=rec.ref,
-            user=str(user) if user is not None else None,
-            env=strings("Env") or (),
-            entrypoint=strings("Entrypoint"),
-            cmd=strings("Cmd"),
-            working_dir=str(cfg.get("WorkingDir") or ""),
-            volumes=tuple(sorted(volumes)) if isinstance(volumes, dict) else (),
-            passwd=passwd,
-            group=group,
-            config_digest=rec.config_digest,
-            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
-        )
+        info = dataclasses.replace(info, passwd=passwd, group=group)
         self._info[rec.config_digest] = info
         return info
 

@@ -41,6 +41,16 @@ class Problem:
         return {"file": self.file, "line": self.line, "message": self.message}
 
 
+def origin(r: dict) -> str:
+    """The file a result came from, or for an object read from a cluster (``file`` null) where it lives."""
+    return r["file"] if r["file"] is not None else f"{r['namespace']}/{r['kind']}/{r['name']}"
+
+
+def place(r: dict, line: int | None) -> str:
+    """``file:line``, or the cluster object's ``namespace/Kind/name`` (it has no line)."""
+    return f"{r['file']}:{line}" if r["file"] is not None else origin(r)
+
+
 def at_least(severity: str, floor: str) -> bool:
     return SEVERITY_RANK[severity] >= SEVERITY_RANK[floor]
 
@@ -66,7 +76,7 @@ def failed_result(r: dict, fail_on: str) -> bool:
 
 def summary_line(r: dict) -> str:
     verdict = "allowed" if r["pss"]["allowed"] else "DENIED"
-    return one_line(f"{r['kind']}/{r['name']} ({r['file']}:{r['line']}): "
+    return one_line(f"{r['kind']}/{r['name']} ({place(r, r['line'])}): "
                     f'PodSecurity "{r["pss"]["level"]}:{r["pss"]["version"]}" {verdict}; '
                     f"{len(r['findings'])} finding(s)")
 
@@ -164,7 +174,7 @@ class SarifSink(Sink):
                   '  "runs": [\n    {\n      "results": [')
 
     def _result(self, r: dict) -> None:
-        uri = "stdin" if r["file"] == "<stdin>" else r["file"].removeprefix("./")
+        uri = "stdin" if r["file"] == "<stdin>" else origin(r).removeprefix("./")
         who = f"{r['kind']}/{r['name']}"
         for f in r["findings"]:
             if f["id"] not in self.index:
@@ -179,7 +189,7 @@ class SarifSink(Sink):
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": uri},
-                            "region": {"startLine": max(1, f["line"])},
+                            "region": {"startLine": max(1, f["line"] or 1)},
                         },
                         "logicalLocations": [{"fullyQualifiedName": f"{who}/{f['field']}"}],
                     }
@@ -240,11 +250,11 @@ class JunitSink(Sink):
         body = ""
         if bad or not r["pss"]["allowed"]:
             self.failures += 1
-            text = "&#10;".join(escape(f"{r['file']}:{f['line']}: {f['id']} [{f['severity']}] {f['field']}: "
+            text = "&#10;".join(escape(f"{place(r, f['line'])}: {f['id']} [{f['severity']}] {f['field']}: "
                                        f"{f['message']}") for f in bad)
             msg = r["pss"]["message"] or f"{len(bad)} finding(s) at or above {self.fail_on}"
             body = f'<failure message={quoteattr(msg)} type="podsec">{text}</failure>'
-        case = f"    <testcase classname={quoteattr(r['file'])} name={quoteattr(name)}>{body}</testcase>"
+        case = f"    <testcase classname={quoteattr(origin(r))} name={quoteattr(name)}>{body}</testcase>"
         self.cases.add(one_line(case))
 
     def close(self) -> None:
@@ -283,7 +293,7 @@ class TableSink(Sink):
         w = self.widths
         for f in r["findings"]:
             if at_least(f["severity"], self.min_severity):
-                row = (one_line(who), f["severity"], f["id"], one_line(f"{r['file']}:{f['line']} {f['field']}"),
+                row = (one_line(who), f["severity"], f["id"], one_line(f"{place(r, f['line'])} {f['field']}"),
                        one_line(f["message"]))
                 for i in range(4):
                     if len(row[i]) > w[i]:

@@ -9,6 +9,7 @@ Checks are pure functions of the pod's (or pod template's) ``metadata`` and ``sp
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from podsec.goquote import go_quote
 from podsec.policy.pss._common import CheckFn, stash_containers
@@ -152,3 +153,72 @@ def namespace_policy(labels: dict | None) -> tuple[str, str, list[str]]:
                 f"metadata.labels[{ENFORCE_VERSION_LABEL}]: Invalid value: {go_quote(raw)}: {_VERSION_ERROR}"
             )
     return level, version, errors
+
+
+MODES = ("enforce", "audit", "warn")
+LABEL_PREFIX = "pod-security.kubernetes.io/"
+
+
+@dataclass(frozen=True, slots=True)
+class LevelVersion:
+    level: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.level}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacePolicy:
+    """The three modes PSA evaluates for a namespace (upstream ``api.Policy``)."""
+
+    enforce: LevelVersion
+    audit: LevelVersion
+    warn: LevelVersion
+
+    def fully_privileged(self) -> bool:
+        return all(m.level == "privileged" for m in (self.enforce, self.audit, self.warn))
+
+
+DEFAULT_POLICY = NamespacePolicy(*(LevelVersion("privileged", "latest"),) * 3)
+_STRICTNESS = {"privileged": 0, "baseline": 1, "restricted": 2}
+
+
+def policy_to_evaluate(labels: dict | None, defaults: NamespacePolicy = DEFAULT_POLICY,
+                       ) -> tuple[NamespacePolicy, list[str]]:
+    """All three modes from namespace labels, as PSA's ``PolicyToEvaluate``: absent labels take the
+    defaults; an invalid enforce level fails closed (restricted), invalid audit/warn levels fail open
+    (privileged), an invalid version is ``latest``; a warn label that is absent follows a stricter
+    enforce label. Errors are ``field.Invalid`` texts, in label order enforce, audit, warn."""
+    labels = labels if isinstance(labels, dict) else {}
+    errors: list[str] = []
+    modes: dict[str, LevelVersion] = {}
+    for mode in MODES:
+        default = getattr(defaults, mode)
+        key = LABEL_PREFIX + mode
+        level = default.level
+        if key in labels:
+            raw = _label_value(labels[key])
+            if raw in LEVELS:
+                level = raw
+            else:
+                level = "restricted" if mode == "enforce" else "privileged"
+                errors.append(f"metadata.labels[{key}]: Invalid value: {go_quote(raw)}: {_LEVEL_ERROR}")
+        version = default.version
+        vkey = key + "-version"
+        if vkey in labels:
+            raw = _label_value(labels[vkey])
+            try:
+                _minor(raw)
+                version = raw
+            except ValueError:
+                version = "latest"
+                errors.append(f"metadata.labels[{vkey}]: Invalid value: {go_quote(raw)}: {_VERSION_ERROR}")
+        modes[mode] = LevelVersion(level, version)
+    enforce_label = labels.get(LABEL_PREFIX + "enforce")
+    if (LABEL_PREFIX + "warn" not in labels and enforce_label is not None
+            and _label_value(enforce_label) in LEVELS
+            and _STRICTNESS[modes["enforce"].level] > _STRICTNESS[modes["warn"].level]):
+        version = modes["warn"].version if LABEL_PREFIX + "warn-version" in labels else modes["enforce"].version
+        modes["warn"] = LevelVersion(modes["enforce"].level, version)
+    return NamespacePolicy(modes["enforce"], modes["audit"], modes["warn"]), errors
