@@ -99,12 +99,12 @@ def audit(ctx: click.Context, kubeconfig: str | None, context: str | None, all_n
     Each workload is reported once, under its top controller (Pod → ReplicaSet → Deployment, Pod → Job →
     CronJob), at its namespace's Pod Security enforce level, with the warn and audit levels beside it.
     """
-    from podsec.cli import image_lookup
     from podsec.cluster import kube
     from podsec.cluster.audit import AuditOptions
     from podsec.cluster.audit import audit as run_audit
     from podsec.cluster.images import RegistryImages
     from podsec.gcpause import no_cyclic_gc
+    from podsec.image.lookup import image_lookup
     from podsec.report import audit_report, check_report
 
     if all_namespaces and namespace:
@@ -178,11 +178,11 @@ def webhook_serve(ctx: click.Context, cert: str, key: str, port: int, address: s
     import logging
     import ssl
 
-    from podsec.cli import image_lookup
     from podsec.cluster import kube
     from podsec.cluster.decide import Decider
     from podsec.cluster.webhook import serve
     from podsec.errors import InputError
+    from podsec.image.lookup import image_lookup
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="podsec webhook: %(levelname)s %(message)s")
