@@ -7,6 +7,7 @@ that cannot be read (one line, no traceback).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -200,6 +201,11 @@ def webhook_serve(ctx: click.Context, cert: str, key: str, port: int, address: s
     except (OSError, ssl.SSLError) as exc:
         raise InputError(f"cannot serve: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}",
                          file=cert) from None
+    # Stopped cleanly. Connection and watch threads are still blocked in TLS/socket reads; letting the
+    # interpreter finalise under them can abort the process, so leave without finalising.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _read_config(path: str | None) -> Any:
