@@ -126,9 +126,9 @@ def test_trace_shows_when_the_fixed_app_cannot_run_and_leaves_it_to_a_human(pods
                     '    command: ["sh", "-c", "echo cfg > /etc/app.conf && echo started"]\n')
     fix = podsec.run("fix", "--trace", "--duration", "20s", str(path))
     assert fix.returncode == 1, fix.stderr
-    assert f'{path}:1: Pod/rootonly: needs a human: container "app" with the fixed securityContext exited 1 after ' \
-           "it had exited 0: sh: can't create /etc/app.conf: Permission denied (as written: exited 0); if it needs " \
-           "root or files only root may read, change the image or adjust the fix by hand" in fix.stderr
+    assert f'{path}:1: Pod/rootonly: needs a human: container "app" under the fixed securityContext: exited 1 ' \
+           "after it had exited 0: sh: can't create /etc/app.conf: Permission denied (as written: exited 0); if it " \
+           "needs root or files only root may read, change the image or adjust the fix by hand" in fix.stderr
     assert "runAsUser: 65532" in fix.stdout and "readOnlyRootFilesystem" not in fix.stdout
 
 

@@ -29,6 +29,7 @@ def test_a_job_must_still_exit_0() -> None:
     job = ran(exit_code=0)
     assert worse(job, ran(exit_code=0)) is None
     assert worse(job, ran(exit_code=2)) == "exited 2 after it had exited 0"
+    assert worse(job, ran(stopped=True)) == "was still running when the run ended, where it had exited 0 after 5.0s"
 
 
 def test_ports_lost_between_runs() -> None:

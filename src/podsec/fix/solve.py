@@ -94,9 +94,9 @@ def solve_file(path: str, display: str, original: str, fixed: str, opts: Any, st
         for name, why in verdict.blockers.items():
             before = base.container(name)
             was = f" (as written: {outcome(before)})" if before is not None else ""
-            out.humans.append(f'{where}: {label}: needs a human: container "{name}" with the fixed securityContext '
-                              f"{why}{was}; if it needs root or files only root may read, change the image or "
-                              "adjust the fix by hand")
+            out.humans.append(f'{where}: {label}: needs a human: container "{name}" under the fixed '
+                              f"securityContext: {why}{was}; if it needs root or files only root may read, change "
+                              "the image or adjust the fix by hand")
     out.seconds = time.monotonic() - start
     return out
 

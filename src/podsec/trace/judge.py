@@ -34,6 +34,8 @@ def worse(before: ContainerTrace, after: ContainerTrace) -> str | None:
         return f"exited {after.exit_code} after it had {outcome(before)}{last}"
     if before.stopped and not after.stopped:
         return "exited 0 before the trace ended, where it had kept running"
+    if not before.stopped and after.stopped:
+        return f"was still running when the run ended, where it had exited 0 after {before.seconds:.1f}s"
     if (before.stopped and after.stop_code == KILLED and before.stop_code != KILLED
             and after.seconds >= SETTLED and before.seconds >= SETTLED):
         return ("ignored the stop signal and was killed after the grace period, where it had stopped cleanly "

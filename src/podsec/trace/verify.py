@@ -264,7 +264,7 @@ def _prove(verdict: Verdict, path: str, display: str, base: PodTrace, opts: Any,
         if why is not None and after is not None and not after.ran:
             why += _failed_seeds(pod, base)
         if why is not None:
-            verdict.blockers[name] = f"with readOnlyRootFilesystem: true it {why}"
+            verdict.blockers[name] = f"with readOnlyRootFilesystem: true, it {why}"
             del verdict.verified[name]
             verdict.proposal.mounts.pop(name, None)
     if len(verdict.verified) < len(before_proof):  # leave the ones that failed as they were
