@@ -5,10 +5,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 # openssh-server, openssh-client, postgresql-client: the real sshd, ssh and psql tests/test_fsuser_real_tools.py runs
+# zstd: the zstd program tests/test_image_store.py compresses real layers with
 # s6: the real s6-setuidgid (with s6-envuidgid, s6-applyuidgid) tests/test_puid_runtime.py drops privileges with
 # debootstrap: builds the real-app images (nginx-light, redis-server, postgresql) tests/debimage.py caches
 apt_pkgs=(runc crun busybox-static skopeo docker-registry acl attr python3-venv util-linux iproute2
-  openssh-server openssh-client postgresql-client s6 debootstrap)
+  openssh-server openssh-client postgresql-client s6 debootstrap zstd)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
