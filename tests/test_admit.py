@@ -102,7 +102,10 @@ def test_create_mode_validates_the_pod_a_workload_becomes() -> None:
     deploy = admit(objects(INVALID), AdmitOptions(create=True, namespace="team")).pods[0]
     err = deploy.invalid(located=False)
     assert err is not None
-    assert err.message.startswith('The Pod "Web_App" is invalid: \n* metadata.name: Invalid value: "Web_App"')
+    # the Pod its ReplicaSet would create: Web_App-<pod-template-hash>-<5 characters>
+    assert err.message.startswith(f'The Pod "{deploy.name}" is invalid: \n* metadata.name: Invalid value: '
+                                  f'"{deploy.name}"')
+    assert deploy.name.startswith("Web_App-")
     assert "* spec.containers[0].securityContext.runAsUser: Invalid value: -1" in err.message
     assert deploy.metadata["namespace"] == "team"
 

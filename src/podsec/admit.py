@@ -104,6 +104,9 @@ class AdmittedPod:
     """The errors are the created Pod's (``create``), not the document's object's."""
     unknown: list[UnknownField] = field(default_factory=list)
     """Unknown fields under ``--validate=strict`` (paths from the document's object), for ``check`` to report."""
+    controller: Any = None
+    """With ``create``, for a workload other than a Pod: the pod its controller would create first
+    (a :class:`podsec.manifest.controllers.ControllerPod`: name, labels, a StatefulSet's claims, a Job's limits)."""
 
     @property
     def name(self) -> str:
@@ -244,8 +247,16 @@ def admit_workload(wl: Workload, options: AdmitOptions = AdmitOptions()) -> Admi
     spec = pod_spec_as_created(wl.kind, obj.obj, spec)
     validated = pod_spec_as_created(wl.kind, obj.obj, wl.spec)  # gated fields stay: validated when on
     enabled = gates.enabled_names
+    controller = None
     if options.create:
         meta = _pod_metadata(wl, options)
+        if wl.kind != "Pod":  # the pod its controller creates: generated name, added labels and fields
+            from podsec.manifest.controllers import controller_spec, pod_for
+
+            controller = pod_for(obj.obj, {"metadata": wl.metadata, "spec": spec})
+            meta = {**controller.metadata, "namespace": meta["namespace"]}
+            spec = controller.spec
+            validated = controller_spec(obj.obj, validated)
         # a Pod the command creates must have a name by now (run and apply never generate one)
         meta_errors = object_meta_errors({k: v for k, v in meta.items() if k != "generateName"})
         vopts = ValidationOptions(allow_privileged=options.allow_privileged, feature_gates=enabled)
@@ -263,7 +274,8 @@ def admit_workload(wl: Workload, options: AdmitOptions = AdmitOptions()) -> Admi
         meta = wl.pod_metadata()
         if options.namespace:
             meta = {**meta, "namespace": options.namespace}
-    return AdmittedPod(wl, meta, spec, meta_errors + pod_errors, dropped, prefix, len(meta_errors), options.create)
+    return AdmittedPod(wl, meta, spec, meta_errors + pod_errors, dropped, prefix, len(meta_errors), options.create,
+                       controller=controller)
 
 
 def decode(wl: Workload, gates: FeatureGates = STOCK) -> None:

@@ -203,24 +203,51 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     With one container its output is copied as is; with several each line is prefixed ``[name] ``.
     Ctrl-C stops and deletes the pod.
     """
-    from podsec.runtime import admission, lifecycle, state
-    from podsec.runtime.cleanup import cleanup_pod
-    from podsec.runtime.logs import LogStreamer
-    from podsec.runtime.status import exit_code_of
+    from podsec.runtime import admission, lifecycle
     from podsec.volumes.claims import volume_dir_strings
 
     lifecycle.trace("run: imported")
     req = admission.single_pod(files, namespace, feature_gates=feature_gates, field_validation=validate)
+    ctl = req.controller
+    for note in ctl.notes if ctl is not None else ():
+        click.echo(f"podsec: {note}", err=True)
     _warn_dropped(req)  # the images are checked while the sandbox starts
     lifecycle.trace("run: admitted")
-    record = _new_record(req, ctx, runtime, volume_dir_strings(volume_dir), "foreground", feature_gates)
+    dirs = volume_dir_strings(volume_dir)
+    job = ctl.job if ctl is not None else None
+    if job is None:
+        code = _run_pod(ctx, req, runtime, dirs, feature_gates, remove, timeout)[0]
+    else:
+        code = _run_job(ctx, req, runtime, dirs, feature_gates, remove, timeout)
+    # Everything is cleaned up and written: skip the interpreter's teardown (~20ms of module cleanup).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run_pod(ctx: click.Context, req: Any, runtime: str, dirs: dict[str, str], gates: Any, remove: bool,
+             timeout: float | None, backoff_limit: int | None = None) -> tuple[int, str | None, Any]:
+    """Run one pod in the foreground and say how it ended: (exit code, why the runner stopped, record)."""
+    from podsec.runtime import lifecycle, state
+    from podsec.runtime.cleanup import cleanup_pod
+    from podsec.runtime.logs import LogStreamer
+    from podsec.runtime.status import exit_code_of
+
+    record = _new_record(req, ctx, runtime, dirs, "foreground", gates)
+    if req.controller is not None:
+        record.workload = req.controller.workload
     record.owner_pid = os.getpid()
     record.owner_start = state.process_start_time(record.owner_pid)
     paths = _paths(ctx, record.namespace, record.name)
     lifecycle.create_pod_dir(paths, record)
     names = [c.name for c in record.containers]
     sink = LogStreamer({n: paths.log(n) for n in names}, sys.stdout.buffer, prefix=len(names) > 1)
-    runner = lifecycle.PodRunner(paths, record, sink=sink, timeout=timeout, remove=remove)
+    if backoff_limit is None:
+        runner = lifecycle.PodRunner(paths, record, sink=sink, timeout=timeout, remove=remove)
+    else:
+        from podsec.runtime.jobs import JobPodRunner
+
+        runner = JobPodRunner(paths, record, sink=sink, timeout=timeout, remove=remove, backoff_limit=backoff_limit)
     try:
         runner.run()
     finally:
@@ -232,7 +259,6 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     elif why:
         click.echo(f"podsec: {why}", err=True)
     if runner.stop_reason == "timeout":
-        click.echo(f"podsec: pod {record.name} stopped after --timeout {timeout:g}s", err=True)
         code = 124
     elif runner.stop_reason == "interrupt":
         code = 130
@@ -241,10 +267,56 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     elif runner.stop_reason == "sandbox":
         click.echo(f"podsec: {record.message}", err=True)
         code = code or 1
-    # Everything is cleaned up and written: skip the interpreter's teardown (~20ms of module cleanup).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    if runner.stop_reason == "timeout" and backoff_limit is None:
+        click.echo(f"podsec: pod {record.name} stopped after --timeout {timeout:g}s", err=True)
+    return code, runner.stop_reason, record
+
+
+def _run_job(ctx: click.Context, req: Any, runtime: str, dirs: dict[str, str], gates: Any, remove: bool,
+             timeout: float | None) -> int:
+    """A Job as its controller runs it: a new pod after each failure until ``backoffLimit``, all within
+    ``activeDeadlineSeconds``; ``--timeout`` bounds the whole run."""
+    from podsec.runtime import jobs
+    from podsec.runtime.lifecycle import Backoff
+
+    ctl = req.controller
+    job = ctl.job
+    label = f"job.batch/{job.name}"
+    start = time.monotonic()
+    failures = 0
+    on_failure = req.spec.get("restartPolicy") == "OnFailure"
+    while True:
+        left = [x - (time.monotonic() - start) for x in (timeout, job.active_deadline) if x is not None]
+        budget = max(min(left), 0.001) if left else None
+        by_deadline = job.active_deadline is not None and (
+            timeout is None or job.active_deadline <= timeout)
+        code, stop, record = _run_pod(ctx, req, runtime, dirs, gates, remove, budget,
+                                      backoff_limit=job.backoff_limit if on_failure else None)
+        if stop == "timeout":
+            if by_deadline:
+                reason, message = jobs.DEADLINE_EXCEEDED
+                click.echo(f"podsec: {label}: {reason}: {message} ({job.active_deadline:g}s)", err=True)
+                return code if code not in (0, 124) else 1
+            click.echo(f"podsec: {label} stopped after --timeout {timeout:g}s", err=True)
+            return 124
+        if stop is not None or code == 0:
+            return code
+        failures += 1  # with OnFailure the pod fails only once its restarts reached the limit
+        if on_failure or failures > job.backoff_limit:
+            reason, message = jobs.BACKOFF_LIMIT_EXCEEDED
+            click.echo(f"podsec: {label}: {reason}: {message} (backoffLimit: {job.backoff_limit})", err=True)
+            return code
+        delay = jobs.retry_delay(failures, Backoff.from_env().initial)
+        req.metadata = ctl.retry_metadata()
+        click.echo(f"podsec: {label}: pod {record.name} failed (exit code {code}); starting pod "
+                   f"{req.metadata['name']} in {delay:g}s (failure {failures}, backoffLimit: {job.backoff_limit})",
+                   err=True)
+        if job.active_deadline is not None and time.monotonic() - start + delay >= job.active_deadline:
+            time.sleep(max(job.active_deadline - (time.monotonic() - start), 0))
+            reason, message = jobs.DEADLINE_EXCEEDED
+            click.echo(f"podsec: {label}: {reason}: {message} ({job.active_deadline:g}s)", err=True)
+            return code
+        time.sleep(delay)
 
 
 @click.command()
@@ -272,28 +344,41 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
         admission.check_images(req, store)
     dirs = volume_dir_strings(volume_dir)
     for req in reqs:
-        paths = _paths(ctx, req.namespace, req.name)
-        existing = state.load(paths)
-        if existing is not None:
-            gates_then = _enabled_gates(existing.feature_gates)
-            gates_now = _enabled_gates(feature_gates)
-            same = existing.manifest.get("spec") == req.spec and gates_then == gates_now
-            if same and not existing.deleting:
-                click.echo(f"pod/{req.name} unchanged")
-                continue
-            why = "" if gates_then == gates_now else (
-                f"with other feature gates (it has: {', '.join(gates_then) or 'none'}; "
-                f"asked for: {', '.join(gates_now) or 'none'})")
-            raise lifecycle.PodExists(req.namespace, req.name, why)
-        record = _new_record(req, ctx, runtime, dirs, "detached", feature_gates)
-        lifecycle.create_pod_dir(paths, record)
+        ctl = req.controller
+        what = ctl.resource if ctl is not None else f"pod/{req.name}"
+        for note in ctl.notes if ctl is not None else ():
+            click.echo(f"podsec: {note}", err=True)
+        with state.apply_lock(_state(ctx)):  # parallel applies of one pod: one creates, the rest see it
+            if ctl is not None:
+                found = state.workload_pods(_state(ctx), req.namespace, ctl.workload)
+                existing = found[-1][1] if found else None
+            else:
+                existing = state.load(_paths(ctx, req.namespace, req.name))
+            if existing is not None:
+                gates_then = _enabled_gates(existing.feature_gates)
+                gates_now = _enabled_gates(feature_gates)
+                same = existing.manifest.get("spec") == req.spec and gates_then == gates_now
+                if same and not existing.deleting:
+                    click.echo(f"{what} unchanged")
+                    continue
+                why = "" if gates_then == gates_now else (
+                    f"with other feature gates (it has: {', '.join(gates_then) or 'none'}; "
+                    f"asked for: {', '.join(gates_now) or 'none'})")
+                if ctl is not None:
+                    why = f"(made from {ctl.resource}, whose template differs) {why}".rstrip()
+                raise lifecycle.PodExists(existing.namespace, existing.name, why)
+            paths = _paths(ctx, req.namespace, req.name)
+            record = _new_record(req, ctx, runtime, dirs, "detached", feature_gates)
+            if ctl is not None:
+                record.workload = ctl.workload
+            lifecycle.create_pod_dir(paths, record)
         with open(paths.supervisor_log, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "podsec.runtime.supervisor", str(paths.dir)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, close_fds=True,
             )
         _wait_registered(paths, proc)
-        click.echo(f"pod/{req.name} created")
+        click.echo(f"{what} created")
 
 
 def _wait_registered(paths: Any, proc: Any, timeout: float = 30.0) -> None:
@@ -526,9 +611,21 @@ def delete(ctx: click.Context, what: tuple[str, ...], files: tuple[str, ...], al
 
     targets: list[tuple[str, str]] = []
     if files:
+        from podsec.manifest.controllers import RESOURCES
         from podsec.runtime.admission import load_pods
 
-        targets += [(p.namespace, p.name) for p in load_pods(files, namespace, validate=False)]
+        for p in load_pods(files, namespace, validate=False):
+            if p.controller is None:
+                targets.append((p.namespace, p.name))
+                continue
+            ctl = p.controller
+            found = state.workload_pods(_state(ctx), p.namespace, ctl.workload)
+            if not found:
+                raise NotFound(f'{RESOURCES[ctl.kind][1]} "{ctl.name}" not found')
+            for paths, record in found:
+                _delete_one(ctx, paths, record, _grace(grace_period, now))
+                click.echo(f'pod "{record.name}" deleted')
+            click.echo(f'{RESOURCES[ctl.kind][0]} "{ctl.name}" deleted')
     if all_pods:
         targets += [(r.namespace, r.name) for r in _records(ctx, namespace, all_namespaces, ())]
         for d in state.list_pod_dirs(_state(ctx)):  # half-created pods have no readable record
@@ -540,8 +637,10 @@ def delete(ctx: click.Context, what: tuple[str, ...], files: tuple[str, ...], al
         if all_pods:
             click.echo("No resources found", err=True)
             return
+        if files:
+            return
         raise InputError("give pod names, -f FILE or --all")
-    grace = 1.0 if now else (float(grace_period) if grace_period >= 0 else None)
+    grace = _grace(grace_period, now)
     missing: list[str] = []
     for ns, name in targets:
         paths = _paths(ctx, ns, name)
@@ -552,6 +651,10 @@ def delete(ctx: click.Context, what: tuple[str, ...], files: tuple[str, ...], al
         click.echo(f'pod "{name}" deleted')
     if missing:
         raise NotFound(f'pods "{missing[0]}" not found')
+
+
+def _grace(grace_period: int, now: bool) -> float | None:
+    return 1.0 if now else (float(grace_period) if grace_period >= 0 else None)
 
 
 @click.command()

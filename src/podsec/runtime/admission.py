@@ -28,6 +28,8 @@ class PodRequest:
     where: str = ""
     dropped: list[GatedField] = field(default_factory=list)
     """Fields of disabled feature gates the manifest set (already dropped from ``spec``)."""
+    controller: Any = None
+    """The workload this pod comes from (a :class:`podsec.manifest.controllers.ControllerPod`), None for a Pod."""
 
     @property
     def name(self) -> str:
@@ -41,7 +43,8 @@ class PodRequest:
 def load_pods(files: tuple[str, ...] | list[str], namespace: str | None = None, *,
               feature_gates: FeatureGates = STOCK, validate: bool = True,
               field_validation: str = "strict") -> list[PodRequest]:
-    """Every Pod in ``files``, admitted (:func:`podsec.admit.admit`); ConfigMaps/Secrets found anywhere in
+    """Every Pod in ``files``, and for every other workload (Deployment, StatefulSet, Job, …) the pod its
+    controller would create first, admitted (:func:`podsec.admit.admit`); ConfigMaps/Secrets found anywhere in
     them go with every pod. A pod the API server would refuse raises :class:`PodInvalid` (unless
     ``validate`` is false: ``delete -f`` only needs the names); unknown fields are kubectl's
     ``--validate`` (``field_validation``): strict refuses with the server's line, warn prints its warnings."""
@@ -52,14 +55,13 @@ def load_pods(files: tuple[str, ...] | list[str], namespace: str | None = None, 
     if not files:
         raise InputError("give the pod with -f FILE")
     admission = admit_files(files, AdmitOptions(feature_gates=feature_gates, namespace=namespace, create=True,
-                                                pods_only=True,
                                                 field_validation=field_validation if validate else "ignore"))
     for line in admission.warnings():
         print(line, file=sys.stderr)
     if validate:
         admission.raise_invalid(located=False)
     pods = [PodRequest(p.metadata, p.spec, admission.config_objects,
-                       f"{p.workload.obj.source.display}:{p.workload.obj.line_of()}", p.dropped)
+                       f"{p.workload.obj.source.display}:{p.workload.obj.line_of()}", p.dropped, p.controller)
             for p in admission.pods]
     return pods
 
@@ -69,7 +71,8 @@ def single_pod(files: tuple[str, ...] | list[str], namespace: str | None = None,
     pods = load_pods(files, namespace, feature_gates=feature_gates, field_validation=field_validation)
     if len(pods) != 1:
         raise InputError(
-            f"podsec run needs exactly one Pod in the files, found {len(pods)}"
+            f"podsec run needs exactly one Pod or workload (Deployment, StatefulSet, Job, …) in the files, "
+            f"found {len(pods)}"
             + (" (use podsec apply for several)" if pods else ""),
             file=", ".join(files),
         )

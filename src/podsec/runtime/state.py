@@ -128,6 +128,9 @@ class PodRecord:
     containers: list[ContainerStatus] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     resolved: dict[str, Any] = field(default_factory=dict)
+    workload: dict[str, str] = field(default_factory=dict)
+    """The workload the pod was made from (``{"kind": "Deployment", "name": "web"}``), empty for a Pod:
+    ``apply`` and ``delete -f`` find the pod by it, since its name is generated."""
     version: int = RECORD_VERSION
 
     # -- lookups -------------------------------------------------------------------------------
@@ -269,6 +272,34 @@ def list_pod_dirs(state_root: str | Path) -> list[Path]:
         return sorted(p for p in pods_dir(state_root).iterdir() if p.is_dir() and "_" in p.name)
     except FileNotFoundError:
         return []
+
+
+def workload_pods(state_root: str | Path, namespace: str, workload: dict[str, str]) -> list[tuple[PodPaths, PodRecord]]:
+    """The pods made from ``workload`` (kind and name) in ``namespace``, oldest first."""
+    out = []
+    for d in list_pod_dirs(state_root):
+        if not d.name.startswith(f"{namespace}_"):
+            continue
+        paths = PodPaths.from_dir(d)
+        rec = load(paths)
+        if rec is not None and rec.workload == workload:
+            out.append((paths, rec))
+    return sorted(out, key=lambda pr: pr[1].created)
+
+
+@contextlib.contextmanager
+def apply_lock(state_root: str | Path) -> Any:
+    """Serialise ``apply``'s look-then-create, so parallel applies of one pod create it once."""
+    import fcntl
+
+    root = Path(state_root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / "apply.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 # -- owner liveness --------------------------------------------------------------------------------
