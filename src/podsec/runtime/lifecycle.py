@@ -243,7 +243,25 @@ class PodRunner:
         if self._ctx is None:
             self._ctx = open_pod(self.paths, self.rec, self.store)
             self._announce_puid(self._ctx)
+            self._warn_host_changes(self._ctx)
         return self._ctx
+
+    def _warn_host_changes(self, ctx: PodContext) -> None:
+        """A capability whose effect the kernel does not namespace (SYS_TIME sets this machine's clock):
+        one line on stderr per such container before any starts (``run``), and a Warning event."""
+        from podsec.oci.hostcaps import warning_line
+
+        for c in ctx.resolved.containers:
+            line = warning_line(ctx.resolved, c)
+            if line is None:
+                continue
+            self.rec.event("Warning", "HostCapabilities", line)
+            for ev in self.rec.events:
+                if ev.reason == "HostCapabilities" and ev.message == line:
+                    ev.source = "podsec"  # podsec's reading of the spec, not something the kubelet says
+            if self.sink is not None:
+                print(f"podsec: warning: {line}", file=sys.stderr, flush=True)
+            self.save()
 
     def _announce_puid(self, ctx: PodContext) -> None:
         """PUID/PGID (linuxserver, s6-overlay) images: an event per container for ``describe``, and in the

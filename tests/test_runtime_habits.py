@@ -1,0 +1,79 @@
+"""kubectl habits on the runtime side, and warnings a user running pods on their own machine needs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import Podsec
+
+pytestmark = pytest.mark.runtime
+
+
+def write(tmp_path: Path, text: str, name: str = "pod.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_run_warns_once_before_a_host_changing_capability(podsec: Podsec, tmp_path: Path) -> None:
+    f = write(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: hab-clock}
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: c
+            image: "podsec-fixture:root"
+            command: [sh, -c, "echo started"]
+            securityContext: {capabilities: {add: [SYS_TIME]}}
+          - name: plain
+            image: "podsec-fixture:root"
+            command: ["true"]
+        """)
+    out = podsec.run("run", "--rm", "-f", f)
+    assert out.returncode == 0, out.stderr
+    warnings = [ln for ln in out.stderr.splitlines() if "can change this machine" in ln]
+    assert len(warnings) == 1, out.stderr
+    assert warnings[0].startswith('podsec: warning: container "c" can change this machine')
+    assert "SYS_TIME sets the host's clock" in warnings[0]
+    assert out.stdout == "[c] started\n"
+
+
+def test_no_warning_for_a_non_root_container_with_the_capability(podsec: Podsec, tmp_path: Path) -> None:
+    """A non-root container's added capabilities stay in its bounding set: not effective, no warning."""
+    f = write(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: hab-nonroot}
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: c
+            image: "podsec-fixture:root"
+            command: ["true"]
+            securityContext: {runAsUser: 1000, capabilities: {add: [SYS_TIME]}}
+        """)
+    out = podsec.run("run", "--rm", "-f", f)
+    assert out.returncode == 0, out.stderr
+    assert "can change this machine" not in out.stderr
+
+
+def test_run_timeout_takes_a_duration(podsec: Podsec, tmp_path: Path) -> None:
+    f = write(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: hab-timeout}
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers:
+          - {name: c, image: "podsec-fixture:root", command: [sleep, "60"]}
+        """)
+    out = podsec.run("run", "--rm", "--timeout", "1s", "-f", f)
+    assert out.returncode == 124, out.stderr
+    assert "stopped after --timeout 1s" in out.stderr
+    bad = podsec.run("run", "--rm", "--timeout", "5x", "-f", f)
+    assert bad.returncode == 2
+    assert "'5x': not a duration" in bad.stderr
