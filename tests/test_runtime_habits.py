@@ -77,3 +77,38 @@ def test_run_timeout_takes_a_duration(podsec: Podsec, tmp_path: Path) -> None:
     bad = podsec.run("run", "--rm", "--timeout", "5x", "-f", f)
     assert bad.returncode == 2
     assert "'5x': not a duration" in bad.stderr
+
+
+def test_exec_exit_codes_and_messages_as_kubectl(podsec: Podsec, tmp_path: Path) -> None:
+    from test_runtime_lifecycle import status_of, wait_for
+
+    f = write(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: hab-exec}
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers:
+          - {name: c, image: "podsec-fixture:root", command: [sleep, "600"]}
+        """)
+    assert podsec.run("apply", "-f", f).returncode == 0
+    try:
+        wait_for(lambda: status_of(podsec, "hab-exec") == "Running", what="Running")
+        missing = podsec.run("exec", "hab-exec", "--", "no-such-command")
+        assert missing.returncode == 127
+        assert missing.stderr == ('podsec: OCI runtime exec failed: exec failed: unable to start container process: '
+                                  'exec: "no-such-command": executable file not found in $PATH\n')
+        not_exec = podsec.run("exec", "hab-exec", "--", "/etc/passwd")
+        assert not_exec.returncode == 126
+        assert not_exec.stderr.count("\n") == 1 and "permission denied" in not_exec.stderr
+        # the command's own stderr and exit code pass through untouched, even a line that looks like runc's
+        own = podsec.run("exec", "hab-exec", "--", "sh", "-c", "echo out; echo 'exec failed: mine' >&2; exit 5")
+        assert (own.returncode, own.stdout, own.stderr) == (5, "out\n", "exec failed: mine\n")
+        no_tty = podsec.run("exec", "-it", "hab-exec", "--", "sh", "-c", "test -t 0 || echo no terminal")
+        assert no_tty.returncode == 0
+        assert no_tty.stderr == "Unable to use a TTY - input is not a terminal or the right kind of file\n"
+        assert no_tty.stdout == "no terminal\n"
+        piped = podsec.run("exec", "-i", "hab-exec", "--", "cat", input="hello\n")
+        assert piped.stdout == "hello\n"
+    finally:
+        assert podsec.run("delete", "hab-exec", "--now").returncode == 0

@@ -512,6 +512,7 @@ def _container(record: Any, name: str | None) -> Any:
 def exec_(ctx: click.Context, pod: str, container: str | None, interactive: bool, tty: bool,
           namespace: str | None, command: tuple[str, ...]) -> None:
     """Run a command in a running container (its user, groups, capabilities and env); exits with its code."""
+    from podsec.runtime.execute import run_exec, want_tty
     from podsec.runtime.ociruntime import OCIRuntime
 
     paths, record = _record(ctx, namespace or "default", _pod_names((pod,))[0])
@@ -523,13 +524,14 @@ def exec_(ctx: click.Context, pod: str, container: str | None, interactive: bool
                                  f"{', ' + c.reason if c.reason else ''})")
         raise RuntimeFailure(f"cannot exec into a container in a completed pod; current phase is {phase}")
     bundle = paths.container_dir(c.name) / "bundle"
-    argv, _fd = OCIRuntime(record.runtime).exec_argv(c.runtime_id, bundle, list(command), tty=tty)
-    if not interactive:
-        fd = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(fd, 0)
-        os.close(fd)
-    sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    tty, warning = want_tty(tty, interactive, os.isatty(0))
+    if warning:
+        click.echo(warning, err=True)
+    code, error = run_exec(OCIRuntime(record.runtime), c.runtime_id, bundle, list(command), tty=tty,
+                           interactive=interactive)
+    if error:
+        click.echo(f"podsec: {error}", err=True)
+    sys.exit(code)
 
 
 @click.command()

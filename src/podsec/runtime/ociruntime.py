@@ -63,12 +63,8 @@ class OCIRuntime:
         (runc ``docs/terminals.md``, "Foreground"), so lines written alternately to the two streams can
         land out of order in the log (each stream keeps its own order). crun passes its fds through and
         keeps the order. A container that needs one ordered stream writes both to stdout (``exec 2>&1``)."""
-        if self.name == "runc":
-            glob = ["--log", str(log_file), "--log-format", "json"]
-        else:
-            glob = [f"--log=file:{log_file}", "--log-format=json"]
         return subprocess.Popen(
-            self.argv(*glob, "run", "--bundle", str(bundle), "--pid-file", str(pid_file), cid),
+            self.argv(*self.log_args(log_file), "run", "--bundle", str(bundle), "--pid-file", str(pid_file), cid),
             stdin=subprocess.DEVNULL,
             stdout=out_fd,
             stderr=out_fd,
@@ -144,6 +140,12 @@ class OCIRuntime:
         os.write(fd, json.dumps(process).encode())
         os.lseek(fd, 0, os.SEEK_SET)
         return self.argv("exec", "--process", f"/proc/self/fd/{fd}", cid), fd
+
+    def log_args(self, log_file: Path) -> list[str]:
+        """Global options that make the runtime write its own errors to ``log_file`` as JSON lines."""
+        if self.name == "runc":
+            return ["--log", str(log_file), "--log-format", "json"]
+        return [f"--log=file:{log_file}", "--log-format=json"]
 
 
 def signal_pid(pid: int | None, sig: int) -> bool:
