@@ -458,6 +458,25 @@ def test_pull_from_registry(store: ImageStore, fixture_layout: Path, registry: s
     assert by_digest == [f"{registry}/podsec-fixture@{rec.digest}"]
 
 
+def test_bare_image_names_are_registry_images_as_containerd_reads_them() -> None:
+    from podsec.image.store import pull_source
+
+    assert pull_source("nginx:1.25") == "docker://docker.io/library/nginx:1.25"
+    assert pull_source("busybox") == "docker://docker.io/library/busybox:latest"
+    assert pull_source("ghcr.io/org/app@sha256:" + "a" * 64) == "docker://ghcr.io/org/app@sha256:" + "a" * 64
+    assert pull_source("localhost:5000/app") == "docker://localhost:5000/app:latest"
+    assert pull_source("oci-archive:/tmp/x.tar") == "oci-archive:/tmp/x.tar"
+    with pytest.raises(ImageError, match="neither an image name"):
+        pull_source("Bad Name")
+
+
+def test_pull_a_bare_name_from_a_local_registry(store: ImageStore, fixture_layout: Path, registry: str) -> None:
+    """``podsec image pull 127.0.0.1:PORT/name:tag`` without ``docker://``, as ``crictl pull`` takes it."""
+    run_skopeo("copy", "--quiet", "--dest-tls-verify=false", f"oci:{fixture_layout}:root",
+               f"docker://{registry}/podsec-fixture:bare")
+    assert store.pull(f"{registry}/podsec-fixture:bare") == [f"{registry}/podsec-fixture:bare"]
+
+
 def test_pull_keeps_docker_schema2_digests(store: ImageStore, fixture_layout: Path, registry: str) -> None:
     """A docker v2s2 image is stored as-is, so its digest and image ID match the registry's."""
     src = f"docker://{registry}/podsec-fixture:v2s2"
@@ -510,10 +529,8 @@ def test_pull_local_transports(store: ImageStore, fixture_layout: Path, tmp_path
 
 
 def test_pull_errors(store: ImageStore, tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="unsupported source transport"):
+    with pytest.raises(ImageError, match="neither an image name .* nor a transport"):
         store.pull("ftp://example.com/x")
-    with pytest.raises(ImageError, match="no transport"):
-        store.pull("busybox")
     with pytest.raises(ImageError, match="invalid image reference"):
         store.pull("docker://Bad/Ref")
     with pytest.raises(ImageError, match="no such file"):

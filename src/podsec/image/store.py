@@ -190,6 +190,25 @@ class _Image:
     size: int
 
 
+PULL_TRANSPORTS = ("docker", "containers-storage", "docker-daemon", "oci", "oci-archive", "docker-archive")
+
+
+def pull_source(src: str) -> str:
+    """A bare image name (``nginx:1.25``, ``localhost:5000/app``) is a registry image, normalised as
+    containerd/crictl and podman do (``docker://docker.io/library/nginx:1.25``); a source with one of
+    :data:`PULL_TRANSPORTS` is kept as given."""
+    transport, sep, rest = src.partition(":")
+    if sep and rest and transport in PULL_TRANSPORTS:
+        return src
+    try:
+        return f"docker://{normalize(src)}"
+    except ImageError as e:
+        raise ImageError(
+            f"source {src!r}: neither an image name ({e.message}) nor a transport "
+            "(docker://, containers-storage:, docker-daemon:, oci:, oci-archive:, docker-archive:)"
+        ) from None
+
+
 class ImageStore:
     """A containerd-like local image store in an OCI layout; see the module docstring for the layout."""
 
@@ -930,9 +949,8 @@ class ImageStore:
         otherwise), ``containers-storage:``, ``docker-daemon:``, ``oci:``, ``oci-archive:`` and
         ``docker-archive:`` (the archive and layout forms without a ref load every named image).
         """
+        src = pull_source(src)
         transport, sep, rest = src.partition(":")
-        if not sep or not rest:
-            raise ImageError(f"source {src!r} has no transport (e.g. docker://registry/name:tag)")
         if transport == "docker":
             if not rest.startswith("//"):
                 raise ImageError(f"source {src!r}: docker transport needs docker://")
