@@ -94,6 +94,10 @@ class PodsecGroup(click.Group):
         except Exception as exc:
             if os.environ.get("PODSEC_DEBUG"):
                 raise
+            if isinstance(exc, PermissionError) and os.geteuid() != 0:  # a file of root's, read by another user
+                click.echo(f"podsec: {exc.filename or 'a file'}: permission denied (podsec runs as uid "
+                           f"{os.geteuid()}; run {ctx.invoked_subcommand or 'it'} as root)", err=True)
+                sys.exit(1)
             click.echo(f"podsec: internal error: {type(exc).__name__}: {exc} (set PODSEC_DEBUG=1 for details)",
                        err=True)
             sys.exit(3)

@@ -66,6 +66,10 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
         raise click.UsageError("--diff and --write cannot be used together")
     if write and "-" in inputs_given:
         raise click.UsageError("--write cannot write to stdin; leave it out to print the fixed manifests")
+    if do_trace:
+        from podsec.errors import require_root
+
+        require_root("fix --trace", "it runs the fixed workloads with runc/crun, mounts and cgroups")
     trace = TraceSettings(duration, str(ctx.obj["root"]), str(ctx.obj["state"]), runtime, volume_dir) \
         if do_trace else None
     run = fix_files(inputs_given, None if no_images else image_lookup(ctx.obj["root"]),

@@ -63,6 +63,10 @@ def perms(ctx: click.Context, files: tuple[str, ...], path: str, identities: tup
 
     if do_apply and not fix:
         raise click.UsageError("--apply needs --fix")
+    if do_apply:
+        from podsec.errors import require_root
+
+        require_root("perms --apply", "it changes owners, modes and ACLs of files it does not own")
     if not files and not identities:
         raise click.UsageError("give the manifests with -f (and/or --identity)")
     root = os.path.realpath(path)

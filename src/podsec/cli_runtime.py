@@ -23,7 +23,7 @@ import click
 
 from podsec.api.strict import click_option as _validate_option
 from podsec.duration import duration_param
-from podsec.errors import InputError, PodsecError, RuntimeFailure
+from podsec.errors import InputError, PodsecError, RuntimeFailure, require_root
 from podsec.features import click_option as _feature_gates_option
 
 
@@ -124,6 +124,7 @@ def image() -> None:
 @click.pass_context
 def image_load(ctx: click.Context, paths: tuple[str, ...]) -> None:
     """Load a docker-archive, an oci-archive or an OCI layout directory."""
+    require_root("image load", "it unpacks image layers with their owners and modes")
     store = _store(ctx)
     for p in paths:
         from pathlib import Path
@@ -138,6 +139,7 @@ def image_load(ctx: click.Context, paths: tuple[str, ...]) -> None:
 @click.pass_context
 def image_pull(ctx: click.Context, source: str, tls_verify: bool | None) -> None:
     """Copy an image in: docker://REF, containers-storage:REF, docker-daemon:REF, oci:/oci-archive:/docker-archive:."""
+    require_root("image pull", "it unpacks image layers with their owners and modes")
     store = _store(ctx)
     for ref in store.pull(source, insecure=None if tls_verify is None else not tls_verify):
         click.echo(f"Pulled image: {ref}")
@@ -175,6 +177,7 @@ def image_ls(ctx: click.Context) -> None:
 @click.pass_context
 def image_rm(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """Remove image names (and what nothing else references)."""
+    require_root("image rm", "it removes layers unpacked with their owners")
     store = _store(ctx)
     for ref in refs:
         rec = store.remove(ref)
@@ -203,6 +206,7 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     With one container its output is copied as is; with several each line is prefixed ``[name] ``.
     Ctrl-C stops and deletes the pod.
     """
+    require_root("run", "it starts containers with runc/crun, mounts and cgroups")
     from podsec.runtime import admission, lifecycle
     from podsec.volumes.claims import volume_dir_strings
 
@@ -330,6 +334,7 @@ def _run_job(ctx: click.Context, req: Any, runtime: str, dirs: dict[str, str], g
 def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: tuple[str, ...],
           namespace: str | None, validate: str, feature_gates: Any) -> None:
     """Start pods detached: a supervisor per pod runs (and restarts) its containers."""
+    require_root("apply", "it starts containers with runc/crun, mounts and cgroups")
     import subprocess
 
     from podsec.runtime import admission, lifecycle, state
@@ -512,6 +517,7 @@ def _container(record: Any, name: str | None) -> Any:
 def exec_(ctx: click.Context, pod: str, container: str | None, interactive: bool, tty: bool,
           namespace: str | None, command: tuple[str, ...]) -> None:
     """Run a command in a running container (its user, groups, capabilities and env); exits with its code."""
+    require_root("exec", "it enters the container's namespaces with runc/crun")
     from podsec.runtime.execute import run_exec, want_tty
     from podsec.runtime.ociruntime import OCIRuntime
 
@@ -609,6 +615,7 @@ def _delete_one(ctx: click.Context, paths: Any, record: Any, grace: float | None
 def delete(ctx: click.Context, what: tuple[str, ...], files: tuple[str, ...], all_pods: bool, grace_period: int,
            now: bool, namespace: str | None, all_namespaces: bool) -> None:
     """Stop pods gracefully (SIGTERM, SIGKILL after the grace period) and remove everything they used."""
+    require_root("delete", "it stops containers and removes their mounts and cgroups")
     from podsec.runtime import state
 
     targets: list[tuple[str, str]] = []
@@ -663,6 +670,7 @@ def _grace(grace_period: int, now: bool) -> float | None:
 @click.pass_context
 def gc(ctx: click.Context) -> None:
     """Remove what killed podsec processes left: containers, mounts, cgroups, pod directories."""
+    require_root("gc", "it removes containers, mounts and cgroups")
     from pathlib import Path
 
     from podsec.runtime.cleanup import collect

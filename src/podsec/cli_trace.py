@@ -58,8 +58,11 @@ def trace(ctx: click.Context, files: tuple[str, ...], duration: float, output: s
     Writes inside already-mounted volumes are listed apart. Several workloads are traced at the same time.
     Exit 0 only when every container can run read-only that way; 1 otherwise.
     """
+    from podsec.errors import require_root
     from podsec.trace.runner import TraceOptions, read_inputs, trace_texts
     from podsec.volumes.claims import volume_dir_strings
+
+    require_root("trace", "it runs the workloads with runc/crun, mounts and cgroups")
 
     inputs = read_inputs(files)
     opts = TraceOptions(duration=duration, root=str(ctx.obj["root"]), state=str(ctx.obj["state"]), runtime=runtime,

@@ -74,3 +74,19 @@ class RuntimeFailure(PodsecError):
     """The OCI runtime or the host refused to do what a pod needs."""
 
     exit_code = 1
+
+
+class NeedsRoot(PodsecError):
+    """A command that runs containers or changes files it does not own, started by another user: said in
+    one line before anything is touched."""
+
+    exit_code = 1
+
+
+def require_root(command: str, why: str) -> None:
+    """Refuse ``command`` (``run``, ``image load`` …) unless podsec runs as root; ``why`` says what needs it."""
+    import os
+
+    if os.geteuid() != 0:
+        raise NeedsRoot(f"{command} needs root ({why}); run it as root (sudo podsec {command} …)")
+

@@ -950,7 +950,7 @@ class ImageStore:
         ``docker-archive:`` (the archive and layout forms without a ref load every named image).
         """
         src = pull_source(src)
-        transport, sep, rest = src.partition(":")
+        transport, _sep, rest = src.partition(":")
         if transport == "docker":
             if not rest.startswith("//"):
                 raise ImageError(f"source {src!r}: docker transport needs docker://")
