@@ -112,3 +112,30 @@ def test_exec_exit_codes_and_messages_as_kubectl(podsec: Podsec, tmp_path: Path)
         assert piped.stdout == "hello\n"
     finally:
         assert podsec.run("delete", "hab-exec", "--now").returncode == 0
+
+
+def test_describe_tells_effective_from_bounding_capabilities(podsec: Podsec, tmp_path: Path) -> None:
+    f = write(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: hab-caps}
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: user
+            image: "podsec-fixture:root"
+            command: ["true"]
+            securityContext: {runAsUser: 1000, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}
+          - name: root
+            image: "podsec-fixture:root"
+            command: ["true"]
+            securityContext: {capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}
+        """)
+    assert podsec.run("run", "-f", f).returncode == 0
+    try:
+        out = podsec.run("describe", "pod", "hab-caps")
+        assert out.returncode == 0, out.stderr
+        caps = [ln.split(":", 1)[1].strip() for ln in out.stdout.splitlines() if ln.strip().startswith("Capabilities:")]
+        assert caps == ["<none> (effective); bounding: NET_BIND_SERVICE", "NET_BIND_SERVICE (effective and bounding)"]
+    finally:
+        assert podsec.run("delete", "hab-caps").returncode == 0

@@ -191,6 +191,7 @@ def resolved_summary(pod: ResolvedPod) -> dict[str, Any]:
             "gid": ident.gid,
             "groups": list(ident.groups or ()),
             "capabilities": list(c.capabilities.bounding),
+            "effective": list(c.capabilities.effective),
             "privileged": c.privileged,
             "allowPrivilegeEscalation": not c.no_new_privileges,
             "readOnlyRootFilesystem": c.readonly_rootfs,

@@ -162,8 +162,7 @@ def _describe_container(lines: list[str], r: PodRecord, c: ContainerStatus, spec
     if sec:
         groups = ",".join(str(g) for g in sec.get("groups") or ())
         _kv(lines, 4, "Runs As", f"uid={sec.get('uid')} gid={sec.get('gid')} groups={groups or '<none>'}", w)
-        caps = ",".join(cap.removeprefix("CAP_") for cap in sec.get("capabilities") or ()) or "<none>"
-        _kv(lines, 4, "Capabilities", caps, w)
+        _kv(lines, 4, "Capabilities", _caps_line(sec), w)
     env = spec.get("env") or []
     if env:
         lines.append("    Environment:")
@@ -199,6 +198,21 @@ def _events(r: PodRecord, now: float) -> list[str]:
             age = f"{age} (x{ev.count} over {human_duration(now - ev.first)})"
         rows.append([ev.type, ev.reason, age, ev.source, ev.message])
     return ["Events:"] + ["  " + line for line in table(rows, padding=2).splitlines()]
+
+
+def _caps_line(sec: dict[str, Any]) -> str:
+    """What the process holds (effective) and what it could regain (bounding): a non-root container's
+    added capabilities are only in the bounding set."""
+    def names(caps: Any) -> str:
+        return ",".join(cap.removeprefix("CAP_") for cap in caps or ()) or "<none>"
+
+    bounding = names(sec.get("capabilities"))
+    if "effective" not in sec:  # a record from before effective sets were kept
+        return f"{bounding} (bounding)"
+    effective = names(sec.get("effective"))
+    if effective == bounding:
+        return f"{effective} (effective and bounding)"
+    return f"{effective} (effective); bounding: {bounding}"
 
 
 def describe(r: PodRecord) -> str:
