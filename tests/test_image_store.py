@@ -529,7 +529,7 @@ def test_pull_local_transports(store: ImageStore, fixture_layout: Path, tmp_path
 
 
 def test_pull_errors(store: ImageStore, tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="neither an image name .* nor a transport"):
+    with pytest.raises(ImageError, match=r"neither an image name .* nor a transport"):
         store.pull("ftp://example.com/x")
     with pytest.raises(ImageError, match="invalid image reference"):
         store.pull("docker://Bad/Ref")

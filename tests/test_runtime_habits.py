@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from conftest import Podsec
 
 pytestmark = pytest.mark.runtime
