@@ -183,10 +183,20 @@ def test_statefulset_claim_template_is_mapped_with_volume_dir(podsec: Podsec, tm
     missing = podsec.run("run", "--rm", "--timeout", "20", "-f", f)
     assert missing.returncode == 1
     assert "--volume-dir data-db-0=" in missing.stderr
-    out = podsec.run("run", "--rm", "--timeout", "3", "--volume-dir", f"data-db-0={data}", "-f", f)
-    # A StatefulSet's pod runs until stopped: the timeout ends the run.
-    assert out.returncode == 124, out.stderr
-    assert (data / "who").read_text() == "db-0\n"
+    out = podsec.run("apply", "--volume-dir", f"data-db-0={data}", "-f", f)
+    assert (out.returncode, out.stdout) == (0, "statefulset.apps/db created\n"), out.stderr
+    try:
+        deadline = time.monotonic() + 60
+        while not (data / "who").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (data / "who").read_text() == "db-0\n"  # the claim's directory, and the pod's hostname
+        [pod] = _pods(podsec, "wl-sts")
+        assert pod["metadata"]["name"] == "db-0"
+        assert pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "db-0"
+        vols = pod["spec"]["volumes"]
+        assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}} in vols
+    finally:
+        assert podsec.run("delete", "-f", f).returncode == 0
 
 
 @pytest.mark.runtime
