@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import Podsec
-from podsec.manifest.controllers import ALPHANUMS, fnv32a, generate_name, pod_for, safe_encode, template_hash
+from podsec.api.controllers import ALPHANUMS, fnv32a, generate_name, pod_for, safe_encode, template_hash
 
 FAST_BACKOFF = {"PODSEC_BACKOFF_SECONDS": "0.2"}
 

@@ -106,7 +106,7 @@ class AdmittedPod:
     """Unknown fields under ``--validate=strict`` (paths from the document's object), for ``check`` to report."""
     controller: Any = None
     """With ``create``, for a workload other than a Pod: the pod its controller would create first
-    (a :class:`podsec.manifest.controllers.ControllerPod`: name, labels, a StatefulSet's claims, a Job's limits)."""
+    (a :class:`podsec.api.controllers.ControllerPod`: name, labels, a StatefulSet's claims, a Job's limits)."""
 
     @property
     def name(self) -> str:
@@ -251,7 +251,7 @@ def admit_workload(wl: Workload, options: AdmitOptions = AdmitOptions()) -> Admi
     if options.create:
         meta = _pod_metadata(wl, options)
         if wl.kind != "Pod":  # the pod its controller creates: generated name, added labels and fields
-            from podsec.manifest.controllers import controller_spec, pod_for
+            from podsec.api.controllers import controller_spec, pod_for
 
             controller = pod_for(obj.obj, {"metadata": wl.metadata, "spec": spec})
             meta = {**controller.metadata, "namespace": meta["namespace"]}

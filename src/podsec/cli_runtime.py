@@ -620,7 +620,7 @@ def delete(ctx: click.Context, what: tuple[str, ...], files: tuple[str, ...], al
 
     targets: list[tuple[str, str]] = []
     if files:
-        from podsec.manifest.controllers import RESOURCES
+        from podsec.api.controllers import RESOURCES
         from podsec.runtime.admission import load_pods
 
         for p in load_pods(files, namespace, validate=False):

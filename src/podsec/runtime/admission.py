@@ -29,7 +29,7 @@ class PodRequest:
     dropped: list[GatedField] = field(default_factory=list)
     """Fields of disabled feature gates the manifest set (already dropped from ``spec``)."""
     controller: Any = None
-    """The workload this pod comes from (a :class:`podsec.manifest.controllers.ControllerPod`), None for a Pod."""
+    """The workload this pod comes from (a :class:`podsec.api.controllers.ControllerPod`), None for a Pod."""
 
     @property
     def name(self) -> str:
