@@ -275,6 +275,10 @@ def serve(api: Any, decider_factory: Any, cert: str, key: str, host: str = "0.0.
         with open(ready_file + ".tmp", "w") as fh:
             fh.write(str(httpd.server_address[1]))
         os.replace(ready_file + ".tmp", ready_file)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the imported code and caches are permanent: keep the collector from re-scanning them per request
     try:
         httpd.serve_forever(poll_interval=0.5)
     finally:
