@@ -167,3 +167,14 @@ def test_inspect_images_predicts_will_not_start(tmp_path: Path, fixture_layout: 
         ps001 = [f for f in r["findings"] if f["id"] == "PS001"]
         assert ps001 and "will not start" in ps001[0]["message"], out.stderr
         assert r["pss"]["allowed"]  # Pod Security admits it; the kubelet will not start it
+
+
+def test_readme_shows_real_output(cluster: tuple[Emulator, Path]) -> None:
+    """The README's `podsec audit` example is this command's output on the same demo cluster."""
+    _, kc = cluster
+    out = audit(kc, "-A", "--min-severity", "high")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("$ podsec audit --kubeconfig /tmp/kubeconfig -A --min-severity high\n", 1)[1]
+    shown = block.split("\n$ echo $?", 1)[0].splitlines()
+    assert shown == out.stdout.splitlines()
+    assert out.returncode == 1
