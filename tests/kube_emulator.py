@@ -51,9 +51,15 @@ _parsing.parse_path = _parse_path
 
 
 class PagingEmulator(kmock.KubernetesEmulator):
-    """The emulator with list paging and list kinds as the API server sends them."""
+    """The emulator with list paging, list kinds as the API server sends them, and bearer-token checks."""
 
     max_page: int | None = None
+    token: str | None = None
+
+    async def _handle(self, request: Any) -> Any:
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise kmock.KubernetesError(status=401, reason="Unauthorized", message="Unauthorized")
+        return await super()._handle(request)
 
     async def _serve_list(self, request: Any) -> Any:
         doc = await super()._serve_list(request)
@@ -88,9 +94,10 @@ class _TLSServer(aiohttp.test_utils.RawTestServer):
 class Emulator:
     """A running emulator: ``url``, ``add(obj)``, ``kubeconfig(path)``; ``call(coro_fn)`` runs on its loop."""
 
-    def __init__(self, tls: Any = None, max_page: int | None = None) -> None:
+    def __init__(self, tls: Any = None, max_page: int | None = None, token: str | None = None) -> None:
         self.tls = tls  # a trustme.CA or None
         self.max_page = max_page
+        self.token = token  # the bearer token every request must carry (None: any)
         self.url = ""
         self.handler: PagingEmulator | None = None
         self._loop = asyncio.new_event_loop()
@@ -115,6 +122,7 @@ class Emulator:
         self._stop = asyncio.Event()
         handler = PagingEmulator()
         handler.max_page = self.max_page
+        handler.token = self.token
         for key, (kind, namespaced) in RESOURCES.items():
             handler.resources[key].kind = kind
             handler.resources[key].namespaced = namespaced
@@ -171,8 +179,8 @@ class Emulator:
 
 
 @contextmanager
-def running(tls: Any = None, max_page: int | None = None) -> Iterator[Emulator]:
-    emu = Emulator(tls, max_page).start()
+def running(tls: Any = None, max_page: int | None = None, token: str | None = None) -> Iterator[Emulator]:
+    emu = Emulator(tls, max_page, token).start()
     try:
         yield emu
     finally:

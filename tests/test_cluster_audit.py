@@ -138,6 +138,13 @@ def test_unreachable_and_unauthorized(tmp_path: Path) -> None:
         assert "TLS certificate verification failed" in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 
+    with running(token="s3cret") as emu:
+        out = audit(emu.kubeconfig(tmp_path / "config3", token="wrong"), "-A")
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [
+            f"podsec: {emu.url}: GET /api/v1/namespaces: 401 Unauthorized: Unauthorized"]
+        assert audit(emu.kubeconfig(tmp_path / "config4", token="s3cret"), "-A").returncode == 0
+
     bad = tmp_path / "bad-config"
     bad.write_text("apiVersion: v1\nkind: Config\ncontexts: []\n")
     out = audit(bad, "-A")

@@ -111,7 +111,7 @@ class Webhook:
         return resp.status, resp.read()
 
 
-def start_webhook(tmp: Path, kubeconfig: Path, *args: str) -> Webhook:
+def start_webhook(tmp: Path, kubeconfig: Path, *args: str, wait_ready: bool = True) -> Webhook:
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "podsec-webhook.podsec.svc")
     cert, key = tmp / "tls.crt", tmp / "tls.key"
@@ -133,7 +133,7 @@ def start_webhook(tmp: Path, kubeconfig: Path, *args: str) -> Webhook:
             raise AssertionError("webhook did not start")
         time.sleep(0.05)
     hook = Webhook(proc, int(ready.read_text()), ca, tmp)
-    while hook.get("/readyz")[0] != 200:
+    while wait_ready and hook.get("/readyz")[0] != 200:
         assert time.monotonic() < deadline, "never ready"
         time.sleep(0.05)
     return hook
@@ -383,3 +383,20 @@ def test_internal_error_never_blocks() -> None:
     out = Decider(broken).review(review(pod, "strict"))["response"]
     assert out["allowed"] is True
     assert out["warnings"] == ["podsec: internal error, the object was not checked: RuntimeError: cache corrupted"]
+
+
+def test_api_server_down_is_not_ready_and_fails_open(tmp_path: Path) -> None:
+    """Without its API server the webhook is alive but not ready, and a pod it cannot judge is let in."""
+    with running() as emu:
+        kc = emu.kubeconfig(tmp_path / "kc")
+    h = start_webhook(tmp_path, kc, wait_ready=False)  # the emulator is gone: connection refused
+    try:
+        assert h.get("/healthz") == (200, b"ok")
+        assert h.get("/readyz") == (503, b"namespace cache not synced")
+        bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": template(privileged=True)["spec"]}
+        r = h.post(review(bad, "strict"))
+        assert r["allowed"] is True
+        assert r["warnings"][0].startswith('podsec: namespace "strict" could not be read (')
+        assert r["auditAnnotations"]["error"].startswith('failed to lookup namespace "strict": ')
+    finally:
+        stop_webhook(h)
