@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podsec.errors import InputError
 from podsec.trace.judge import outcome
 from podsec.trace.model import PodTrace
 
@@ -73,7 +74,12 @@ def solve_file(path: str, display: str, original: str, fixed: str, opts: Any, st
             elif c.problems:
                 out.notes.append(f'{where}: {label}: container "{c.name}": readOnlyRootFilesystem not set, it would '
                                  f"break the app: {'; '.join(c.problems)}")
-        verdict = converge((path, display), base, out.text, opts, store, prove=True, new_context=True)
+        try:
+            verdict = converge((path, display), base, out.text, opts, store, prove=True, new_context=True)
+        except InputError as e:  # YAML podsec cannot edit in place (aliases…)
+            out.humans.append(f"{where}: {label}: needs a human: the fixed manifest cannot be patched to run it "
+                              f"read-only: {e.message}")
+            continue
         out.interrupted = out.interrupted or verdict.interrupted
         out.text = verdict.text
         out.notes += [f"{where}: {label}: {n}" for n in verdict.notes]

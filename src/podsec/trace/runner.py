@@ -419,7 +419,10 @@ def trace_verified(target: Target, text: str, opts: TraceOptions, store: Any) ->
     if opts.verify and not pod.interrupted and not pod.error and any(c.fixable and c.mounts for c in pod.containers):
         from podsec.trace.verify import apply_verdict, converge
 
-        apply_verdict(pod, converge((target.source, target.display), pod, text, opts, store))
+        try:
+            apply_verdict(pod, converge((target.source, target.display), pod, text, opts, store))
+        except InputError as e:  # YAML podsec cannot edit in place (aliases…): the proposal stays unchecked
+            pod.notes.append(f"the mounts are not checked: the manifest cannot be patched to run them: {e.message}")
     return pod
 
 
