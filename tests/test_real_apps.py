@@ -26,7 +26,7 @@ from conftest import Podsec
 
 pytestmark = pytest.mark.runtime
 
-DURATION = "8s"
+DURATION = "10s"
 
 
 @pytest.fixture(scope="session")

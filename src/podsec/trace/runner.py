@@ -412,10 +412,21 @@ def unpack_images(targets: Sequence[Target], store: Any) -> None:
         store.rootfs(ref)
 
 
+def _ended_first(pod: PodTrace) -> bool:
+    """A container never ran, yet nothing failed: the run ended before the pod got to it."""
+    if pod.interrupted or pod.error or any(c.exit_code for c in pod.containers):
+        return False
+    return any(not c.ran and c.status.startswith("never ran (") for c in pod.containers)
+
+
 def trace_verified(target: Target, text: str, opts: TraceOptions, store: Any) -> PodTrace:
     """Trace one workload, then (``opts.verify``) run it again under the proposed mounts and keep only the
     ones it runs as well with (``text``: its file's text, which the mounts are patched into)."""
     pod, _ = trace_pod(target, opts, store)
+    if _ended_first(pod):  # the machine was slow to start the pod: that says nothing about the app
+        late = ", ".join(c.name for c in pod.containers if not c.ran)
+        pod, _ = trace_pod(target, opts, store)
+        pod.notes.append(f"the first run ended before {late} started (a slow pod start); it ran once more")
     if opts.verify and not pod.interrupted and not pod.error and any(c.fixable and c.mounts for c in pod.containers):
         from podsec.trace.verify import apply_verdict, converge
 

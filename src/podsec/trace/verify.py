@@ -111,7 +111,6 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
     ``new_context``: ``start_text`` is not what ``base`` ran (``fix``: a new user, no capabilities), so every
     container that ran well in ``base`` must still, read-only or not, and the pod runs even without mounts."""
     from podsec.trace.diff import ImageTree
-    from podsec.trace.runner import trace_pod
 
     path, display = source
     proposal = Proposal()
@@ -133,7 +132,7 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
         text = proposal.patch(start_text, display, base.doc_index)
         target = _target(path, display, text, base, opts.namespace)
         images = _images(target)
-        pod, _ = trace_pod(target, observe, store)
+        pod = _run(target, observe, store, base, verdict)
         verdict.rounds += 1
         last = pod
         if pod.interrupted:
@@ -208,6 +207,26 @@ def converge(source: tuple[str, str], base: PodTrace, start_text: str, opts: Any
     return verdict
 
 
+def started_late(base: PodTrace, pod: PodTrace) -> bool:
+    """The run ended before a container that ran in ``base`` got to start, and nothing failed: the machine was
+    slow to start the pod, which says nothing about the proposal."""
+    if pod.interrupted or pod.error or any(c.exit_code for c in pod.containers):
+        return False
+    return any(not c.ran and (b := base.container(c.name)) is not None and b.ran for c in pod.containers)
+
+
+def _run(target: Any, opts: Any, store: Any, base: PodTrace, verdict: Verdict) -> PodTrace:
+    """One run of ``target``; run once more (as long) when it ended before a container could start."""
+    from podsec.trace.runner import trace_pod
+
+    pod, _ = trace_pod(target, opts, store)
+    if started_late(base, pod):
+        late = ", ".join(c.name for c in pod.containers if not c.ran)
+        verdict.notes.append(f"the run ended before {late} started (a slow pod start); ran it once more")
+        pod, _ = trace_pod(target, opts, store)
+    return pod
+
+
 def _untouched_failure(base: PodTrace, pod: PodTrace, proposal: Proposal) -> str:
     """A container the proposal changes nothing for that ran worse than the first time: the second run is not
     a fair test (an init container that deletes a file from a hostPath finds it gone)."""
@@ -245,11 +264,10 @@ def _remedy(name: str, before: ContainerTrace, after: ContainerTrace, proposal: 
 def _prove(verdict: Verdict, path: str, display: str, base: PodTrace, opts: Any, store: Any,
            unpatched: str) -> None:
     """Run the final manifest as written (read-only roots really read-only) and drop whatever runs worse."""
-    from podsec.trace.runner import trace_pod
 
     before_proof = dict(verdict.verified)
     target = _target(path, display, verdict.text, base, opts.namespace)
-    pod, _ = trace_pod(target, dataclasses.replace(opts, keep_readonly=True, logs=None), store)
+    pod = _run(target, dataclasses.replace(opts, keep_readonly=True, logs=None), store, base, verdict)
     verdict.proof = pod
     verdict.interrupted = verdict.interrupted or pod.interrupted
     ports = lost_ports(base, pod)
