@@ -297,6 +297,9 @@ def test_podsec_predictions_are_warnings(hook: Webhook) -> None:
     assert r["allowed"] is True
     ws = r["warnings"]
     assert any(w.startswith('podsec PS001: container "app" will not start') for w in ws), ws
+    odd = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": template(runAsNonRot=True)["spec"]}
+    assert hook.post(review(odd, "open"))["warnings"] == [
+        'podsec API: strict decoding error: unknown field "spec.containers[0].securityContext.runAsNonRot"']
     assert any(w.startswith('podsec PS003: container "app" capabilities.add "CAP_NET_ADMIN"') for w in ws), ws
 
 

@@ -38,9 +38,11 @@ KINDS = {("", "podtemplates"): "PodTemplate", ("", "replicationcontrollers"): "R
          ("apps", "replicasets"): "ReplicaSet", ("apps", "deployments"): "Deployment",
          ("apps", "daemonsets"): "DaemonSet", ("apps", "statefulsets"): "StatefulSet", ("batch", "jobs"): "Job",
          ("batch", "cronjobs"): "CronJob", ("", "pods"): "Pod"}
-WARNABLE = ("PS001", "PS003", "PS005", "PS009", "DECODE")
+WARNABLE = ("PS001", "PS003", "PS005", "PS009", "API", "DECODE")
 """podsec's own predictions the webhook reports: a pod that will not start, a capability the runtime will not
-grant, a container that turns seccomp off, a sandbox that cannot be created, a field podsec cannot decode."""
+grant, a container that turns seccomp off, a sandbox that cannot be created, an unknown field (``API``: strict
+decoding against podsec's schema; the API server drops or refuses these before admission, so one here is a
+field newer than podsec knows), a value podsec cannot decode."""
 
 
 class NamespaceLookupError(Exception):

@@ -131,29 +131,11 @@ def namespace_policy(labels: dict | None) -> tuple[str, str, list[str]]:
 
     Absent labels give privileged/latest. An invalid level falls back to restricted (fail closed) and an
     invalid version to latest; each problem adds a ``field.Invalid``-style message to the error list.
+    The enforce part of :func:`policy_to_evaluate`, which reads all three modes.
     """
-    labels = labels if isinstance(labels, dict) else {}
-    errors: list[str] = []
-    level = "privileged"
-    if ENFORCE_LABEL in labels:
-        raw = _label_value(labels[ENFORCE_LABEL])
-        if raw in LEVELS:
-            level = raw
-        else:
-            level = "restricted"
-            errors.append(f"metadata.labels[{ENFORCE_LABEL}]: Invalid value: {go_quote(raw)}: {_LEVEL_ERROR}")
-    version = "latest"
-    if ENFORCE_VERSION_LABEL in labels:
-        raw = _label_value(labels[ENFORCE_VERSION_LABEL])
-        try:
-            _minor(raw)
-            version = raw
-        except ValueError:
-            errors.append(
-                f"metadata.labels[{ENFORCE_VERSION_LABEL}]: Invalid value: {go_quote(raw)}: {_VERSION_ERROR}"
-            )
-    return level, version, errors
-
+    policy, errors = policy_to_evaluate(labels)
+    return policy.enforce.level, policy.enforce.version, [
+        e for e in errors if e.startswith(f"metadata.labels[{ENFORCE_LABEL}")]
 
 MODES = ("enforce", "audit", "warn")
 LABEL_PREFIX = "pod-security.kubernetes.io/"
