@@ -310,6 +310,12 @@ def test_health_and_bad_requests(hook: Webhook) -> None:
     c.request("POST", "/validate", body=b"{not json", headers={"Content-Type": "application/json"})
     assert c.getresponse().status == 400
     c.close()
+    c = hook.connect()  # a body over 8 MiB is refused before it is read
+    c.putrequest("POST", "/validate")
+    c.putheader("Content-Length", str(9 << 20))
+    c.endheaders()
+    assert c.getresponse().status == 413
+    c.close()
 
 
 def test_deny_own_check_and_namespace_watch(emulator: Emulator, tmp_path: Path) -> None:

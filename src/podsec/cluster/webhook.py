@@ -7,7 +7,8 @@
   the namespace cache holds every namespace.
 - Namespace labels come from a list-then-watch cache (re-listed when the watch expires), never from an
   API call per request; a namespace the cache does not hold yet is read live, as PSA reads it.
-- Bounded: request bodies over 8 MiB are refused (413), idle keep-alive connections close after 60 s.
+- Bounded: request bodies over 8 MiB are refused (413), idle keep-alive connections close after 60 s, at
+  most 256 connections are served at once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ IDLE_TIMEOUT = 60.0
 WATCH_TIMEOUT = 300
 LIVE_LOOKUP_TIMEOUT = (2.0, 3.0)
 MAX_NAMESPACES = 100_000
+MAX_CONNECTIONS = 256
 
 
 class CertReloader:
@@ -239,7 +241,22 @@ class WebhookServer(ThreadingHTTPServer):
         self.decider = decider
         self.cache = cache
         self.certs = certs
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, at most MAX_CONNECTIONS at once: past that a new connection is closed (the
+        API server retries or, with failurePolicy Ignore, admits), so no client can make the server grow."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
