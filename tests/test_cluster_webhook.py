@@ -27,9 +27,7 @@ import yaml
 from cluster_objects import namespace, template
 from kube_emulator import Emulator, running
 
-TESTDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "psa-testdata"
-if not TESTDATA.is_dir():
-    TESTDATA = Path("/work/shared/psa-testdata")
+TESTDATA = Path(os.environ.get("PODSEC_PSA_TESTDATA", Path(__file__).resolve().parents[2] / "shared" / "psa-testdata"))
 PODSEC = [sys.executable, "-m", "podsec.cli"]
 
 
