@@ -5,13 +5,18 @@ conformance README allows for host- and runtime-version-dependent lines.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from conftest import Podsec
 
@@ -104,9 +109,51 @@ def hostpath_setup(request: pytest.FixtureRequest) -> Iterator[None]:
             shutil.rmtree(HOSTPATH, ignore_errors=True)
 
 
+@dataclass
+class CaseRun:
+    """One ``podsec run`` of a case: its output, and the config.json files the runtime was given."""
+
+    proc: subprocess.CompletedProcess[str]
+    configs: dict[str, Any]
+    """``{"sandbox": …, "containers": {name: …}}`` read from the bundles, run-time values as placeholders."""
+
+
+_RUNS: dict[tuple[str, str], CaseRun] = {}
+
+
+def as_planned(config: Any, pod_dir: Path, uid: str) -> Any:
+    """A bundle's config.json with what exists only at run time put back as the plan's placeholders."""
+    text = json.dumps(config)
+    text = text.replace(json.dumps(config["root"]["path"]), json.dumps("<rootfs>"))
+    text = text.replace(str(pod_dir), "<pod-dir>").replace(uid, "<pod-uid>")
+    return json.loads(re.sub(r"/proc/[0-9]+/ns", "<sandbox-ns>", text))
+
+
+def run_case(podsec: Podsec, case: str, runtime: str) -> CaseRun:
+    """``podsec run`` the case once per runtime (kept until its bundles are read, then deleted)."""
+    key = (case, runtime)
+    if key not in _RUNS:
+        pod = CASES_DIR / case / "pod.yaml"
+        proc = podsec.run("run", "--runtime", runtime, "-f", str(pod), timeout=120)
+        pod_dir = podsec.state / "pods" / f"default_{case}"
+        uid = json.loads((pod_dir / "pod.json").read_text())["uid"]
+        configs: dict[str, Any] = {"sandbox": None, "containers": {}}
+        sandbox = pod_dir / "sandbox" / "bundle" / "config.json"
+        if sandbox.exists():
+            configs["sandbox"] = as_planned(json.loads(sandbox.read_text()), pod_dir, uid)
+        for name in yaml.safe_load(pod.read_text())["spec"]["containers"]:
+            bundle = pod_dir / "containers" / name["name"] / "bundle" / "config.json"
+            configs["containers"][name["name"]] = (
+                as_planned(json.loads(bundle.read_text()), pod_dir, uid) if bundle.exists() else None)
+        deleted = podsec.run("delete", case, "--now")
+        assert deleted.returncode == 0, deleted.stderr
+        _RUNS[key] = CaseRun(proc, configs)
+    return _RUNS[key]
+
+
 def check_case(podsec: Podsec, case: str, runtime: str) -> None:
     expected = (CASES_DIR / case / "expected.containerd.txt").read_text().splitlines()
-    proc = podsec.run("run", "--rm", "--runtime", runtime, "-f", str(CASES_DIR / case / "pod.yaml"), timeout=120)
+    proc = run_case(podsec, case, runtime).proc
     if expected and expected[0].startswith(_SANDBOX_ERROR_PREFIX):
         substring = expected[0].split("desc = ")[-1].split(": ")[-1]
         err = [ln for ln in proc.stderr.splitlines() if ln.startswith(_SANDBOX_ERROR_PREFIX)]
@@ -135,6 +182,21 @@ def test_all_cases_found() -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_conformance_runc(podsec: Podsec, case: str) -> None:
     check_case(podsec, case, "runc")
+
+
+@pytest.mark.runtime
+@pytest.mark.usefixtures("hostpath_setup")
+@pytest.mark.parametrize("case", CASES)
+def test_explain_oci_is_what_runc_was_given(podsec: Podsec, case: str) -> None:
+    """``explain -o oci`` (nothing runs) prints exactly the config.json files ``run`` wrote for the case,
+    but for the placeholders of what exists only at run time (rootfs, pod dir, namespaces, uid)."""
+    planned = podsec.run("explain", "-o", "oci", "-f", str(CASES_DIR / case / "pod.yaml"))
+    assert planned.returncode == 0, planned.stderr
+    written = run_case(podsec, case, "runc").configs
+    sandbox_fails = (CASES_DIR / case / "expected.containerd.txt").read_text().startswith(_SANDBOX_ERROR_PREFIX)
+    assert (written["sandbox"] is None) == sandbox_fails  # what is compared was really written (or not)
+    assert (written["containers"]["app"] is None) == sandbox_fails
+    assert json.loads(planned.stdout) == written
 
 
 @pytest.mark.runtime

@@ -148,7 +148,7 @@ def make_plan(
         "rootfs": "/run/podsec/demo/app/rootfs",
         "args": ["sh", "-c", "true"],
         "env": ["HOSTNAME=demo"],
-        "sandbox_pid": PAUSE_PID,
+        "sandbox_ns": f"/proc/{PAUSE_PID}/ns",
         "host_cap_eff": ALL41,
         "host_devices": FAKE_DEVICES,
     }
@@ -563,11 +563,11 @@ def test_vector_28_host_namespaces() -> None:
 
 def test_no_sandbox_creates_or_skips_namespaces() -> None:
     ctr = make_container()
-    assert ns_map(build_container_spec(make_plan(ctr, sandbox_pid=None))) == dict.fromkeys(
+    assert ns_map(build_container_spec(make_plan(ctr, sandbox_ns=None))) == dict.fromkeys(
         ("pid", "ipc", "uts", "mount", "network")
     )
     host = make_pod([ctr], host_network=True, host_ipc=True, host_pid=True)
-    assert ns_map(build_container_spec(make_plan(ctr, host, sandbox_pid=None))) == {"mount": None}
+    assert ns_map(build_container_spec(make_plan(ctr, host, sandbox_ns=None))) == {"mount": None}
 
 
 def test_cgroup_namespace_only_on_v2() -> None:
@@ -900,7 +900,7 @@ def _runnable_spec(tmp_path: Path, ctr: ResolvedContainer) -> dict:
         ctr,
         rootfs=str(_busybox_rootfs(tmp_path)),
         args=["sh", "-c", SCRIPT],
-        sandbox_pid=None,
+        sandbox_ns=None,
         host_cap_eff=None,
         host_devices=None,
     )
@@ -1018,7 +1018,8 @@ def test_runtime_sandbox_and_joined_container(runtime: str, tmp_path: Path) -> N
         state = subprocess.run([*base, "state", sandbox_id], capture_output=True, text=True, timeout=60)
         pause_pid = json.loads(state.stdout)["pid"]
         _wait_for_exec(pause_pid, b"sleep\x00")
-        plan = make_plan(ctr, pod, rootfs=str(rootfs), args=["sh", "-c", script], sandbox_pid=pause_pid)
+        plan = make_plan(ctr, pod, rootfs=str(rootfs), args=["sh", "-c", script],
+                         sandbox_ns=f"/proc/{pause_pid}/ns")
         app_bundle = _bundle(tmp_path, "app", build_container_spec(plan))
         proc = subprocess.run(
             [*base, "run", "--bundle", str(app_bundle), container_id],

@@ -24,6 +24,8 @@ from podsec.model import (
     ResolvedPod,
     SeccompProfile,
 )
+from podsec.plan import POD_DIR, realize
+from podsec.plan.pod import volume_mounts
 from podsec.volumes.mounts import mounts_under, read_mountinfo
 from podsec.volumes.plan import plan_volumes
 from podsec.volumes.setup import PodVolumes, prepare_pod_volumes, teardown_pod_dir
@@ -37,6 +39,16 @@ SECRET = {"kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"user"
 
 
 # builders -----------------------------------------------------------------------------------------
+
+
+def mounts_for(pv: PodVolumes, container: Any, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """What ``run`` does for a container's volumeMounts: the plan's binds, its subPaths bound by the volume
+    layer, the pod directory filled in."""
+    subs: list[Any] = []
+    planned = volume_mounts(container, {n: v.plan for n, v in pv.volumes.items()}, env or {}, subs)
+    for sp in subs:
+        pv.bind_sub_path(sp.volume, sp.sub_path, container.name, sp.index)
+    return realize(planned, {POD_DIR: str(pv.pod_dir)})
 
 
 def make_pod(spec: dict[str, Any], name: str = "web") -> ResolvedPod:
@@ -329,7 +341,7 @@ def test_mounts_for_gives_oci_binds(pod_dir: Path) -> None:
     spec = spec_with([{"name": "cache", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "cfg"}}])
     spec["containers"][0]["volumeMounts"].append({"name": "cache", "mountPath": "/ro-cache", "readOnly": True})
     pv = prepare(pod_dir, spec, [CM])
-    got = pv.mounts_for(make_pod(spec).containers[0])
+    got = mounts_for(pv, make_pod(spec).containers[0])
     assert got == [
         {
             "destination": "/mnt/cache",
@@ -360,7 +372,7 @@ def test_host_path_is_created_and_never_chowned(pod_dir: Path, tmp_path: Path) -
     spec = spec_with([{"name": "h", "hostPath": {"path": str(target), "type": "DirectoryOrCreate"}}], 2000)
     pv = prepare(pod_dir, spec)
     assert mode_owner(target) == (0o755, 0, 0)
-    assert pv.mounts_for(make_pod(spec).containers[0])[0]["source"] == str(target)
+    assert mounts_for(pv, make_pod(spec).containers[0])[0]["source"] == str(target)
     plan = plan_volumes(make_pod(spec), spec, {})[0]
     assert not plan.ownership.applies and "never chowned" in plan.ownership.reason
 
@@ -435,7 +447,7 @@ def test_read_only_claim_is_not_chowned_and_mounted_read_only(pod_dir: Path, cla
     assert "ro" in mount_of(d).options.split(",")
     with pytest.raises(OSError):
         (d / "new").write_text("x")
-    assert pv.mounts_for(make_pod(spec).containers[0])[0]["options"][-1] == "ro"
+    assert mounts_for(pv, make_pod(spec).containers[0])[0]["options"][-1] == "ro"
 
 
 # subPath ---------------------------------------------------------------------------------------------
@@ -450,7 +462,7 @@ def sub_spec(sub: dict[str, str], fs_group: int | None = 2000) -> dict[str, Any]
 def test_sub_path_is_created_with_the_root_mode_and_bound_privately(pod_dir: Path) -> None:
     spec = sub_spec({"subPath": "a/b"})
     pv = prepare(pod_dir, spec)
-    (m,) = pv.mounts_for(make_pod(spec).containers[0])
+    (m,) = mounts_for(pv, make_pod(spec).containers[0])
     root = vol_dir(pod_dir, "empty-dir", "cache")
     assert mode_owner(root / "a") == (0o2777, 0, 2000)
     assert mode_owner(root / "a" / "b") == (0o2777, 0, 2000)
@@ -464,10 +476,10 @@ def test_sub_path_is_created_with_the_root_mode_and_bound_privately(pod_dir: Pat
 def test_sub_path_expr(pod_dir: Path) -> None:
     spec = sub_spec({"subPathExpr": "logs/$(POD_NAME)"})
     pv = prepare(pod_dir, spec)
-    pv.mounts_for(make_pod(spec).containers[0], env={"POD_NAME": "web-1"})
+    mounts_for(pv, make_pod(spec).containers[0], env={"POD_NAME": "web-1"})
     assert (vol_dir(pod_dir, "empty-dir", "cache") / "logs" / "web-1").is_dir()
     with pytest.raises(InputError, match="subPathExpr: missing value for POD_NAME"):
-        pv.mounts_for(make_pod(spec).containers[0], env={})
+        mounts_for(pv, make_pod(spec).containers[0], env={})
 
 
 @pytest.mark.parametrize("sub", ["/etc", "../x", "a/../../x"])
@@ -475,7 +487,7 @@ def test_sub_path_syntax_is_checked(pod_dir: Path, sub: str) -> None:
     spec = sub_spec({"subPath": sub})
     pv = prepare(pod_dir, spec)
     with pytest.raises(InputError, match="SubPath"):
-        pv.mounts_for(make_pod(spec).containers[0])
+        mounts_for(pv, make_pod(spec).containers[0])
 
 
 @pytest.mark.parametrize(
@@ -500,7 +512,7 @@ def test_sub_path_symlink_escapes_are_refused(pod_dir: Path, canary: Path, sub: 
     os.symlink("../..", root / "inner" / "x")
     os.symlink("loop", root / "loop")
     with pytest.raises(RuntimeFailure) as e:
-        pv.mounts_for(make_pod(spec).containers[0])
+        mounts_for(pv, make_pod(spec).containers[0])
     assert why in e.value.message
     assert 'failed to prepare subPath for volumeMount "cache" of container "app"' in e.value.message
     assert_canary_untouched(canary)
@@ -514,7 +526,7 @@ def test_sub_path_through_an_inner_symlink_is_allowed(pod_dir: Path) -> None:
     (root / "real" / "deeper").mkdir(parents=True)
     (root / "real" / "deeper" / "f").write_text("inside")
     os.symlink("real", root / "link")
-    (m,) = pv.mounts_for(make_pod(spec).containers[0])
+    (m,) = mounts_for(pv, make_pod(spec).containers[0])
     assert (Path(m["source"]) / "f").read_text() == "inside"
 
 
@@ -522,7 +534,7 @@ def test_sub_path_swapped_after_binding_cannot_redirect(pod_dir: Path, canary: P
     spec = sub_spec({"subPath": "work"})
     pv = prepare(pod_dir, spec)
     root = vol_dir(pod_dir, "empty-dir", "cache")
-    (m,) = pv.mounts_for(make_pod(spec).containers[0])
+    (m,) = mounts_for(pv, make_pod(spec).containers[0])
     os.rename(root / "work", root / "old")
     os.symlink(canary, root / "work")  # the bind still shows the original directory
     (Path(m["source"]) / "x").write_text("safe")
@@ -534,7 +546,7 @@ def test_config_map_key_as_sub_path(pod_dir: Path) -> None:
     spec = spec_with([{"name": "conf", "configMap": {"name": "cfg"}}])
     spec["containers"][0]["volumeMounts"] = [{"name": "conf", "mountPath": "/etc/app.conf", "subPath": "key"}]
     pv = prepare(pod_dir, spec, [CM])
-    (m,) = pv.mounts_for(make_pod(spec).containers[0])
+    (m,) = mounts_for(pv, make_pod(spec).containers[0])
     src = Path(m["source"])
     assert stat.S_ISREG(os.stat(src).st_mode) and src.read_text() == "value\n"
     assert m["options"][-1] == "ro"
@@ -563,7 +575,7 @@ def busy_spec(claim: Path) -> dict[str, Any]:
 def test_teardown_leaves_no_mount_and_no_directory(pod_dir: Path, claim: Path) -> None:
     spec = busy_spec(claim)
     pv = prepare(pod_dir, spec, [CM, SECRET], {"pg": claim})
-    pv.mounts_for(make_pod(spec).containers[0])
+    mounts_for(pv, make_pod(spec).containers[0])
     assert len(mounts_under(pod_dir)) == 5  # shm, secret tmpfs, claim bind, two subPath binds
     pv.teardown()
     assert mounts_text_under(pod_dir) == []
@@ -575,7 +587,7 @@ def test_teardown_leaves_no_mount_and_no_directory(pod_dir: Path, claim: Path) -
 def test_teardown_pod_dir_after_a_crash(pod_dir: Path, claim: Path) -> None:
     spec = busy_spec(claim)
     pv = prepare(pod_dir, spec, [CM, SECRET], {"pg": claim})
-    pv.mounts_for(make_pod(spec).containers[0])
+    mounts_for(pv, make_pod(spec).containers[0])
     del pv  # the process "crashed": no PodVolumes object any more
     # A stacked mount, as a confused runtime could leave behind:
     shm = vol_dir(pod_dir, "empty-dir", "shm")
@@ -636,4 +648,4 @@ def test_sub_path_of_a_missing_host_path_is_a_clear_error(pod_dir: Path, tmp_pat
     spec["containers"][0]["volumeMounts"][0]["subPath"] = "x"
     pv = prepare(pod_dir, spec)
     with pytest.raises(RuntimeFailure, match='failed to prepare subPath for volumeMount "h"'):
-        pv.mounts_for(make_pod(spec).containers[0])
+        mounts_for(pv, make_pod(spec).containers[0])

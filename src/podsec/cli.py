@@ -204,7 +204,8 @@ def check(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...]
 @click.argument("files", nargs=-1, metavar="[FILE|DIR|-]...")
 @click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
               help="Manifests to explain (repeatable; the same as giving them as arguments).")
-@click.option("-o", "--output", type=click.Choice(("text", "json", "yaml")), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Choice(("text", "json", "yaml", "oci")), default="text", show_default=True,
+              help="oci: the config.json run would write for the sandbox and each container, as one JSON object.")
 @click.option("--no-images", is_flag=True, help="Do not read images from the local store.")
 @_validate_option()
 @_feature_gates_option()
@@ -212,6 +213,9 @@ def check(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...]
 def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ...], output: str, no_images: bool,
             validate: str, feature_gates: Any) -> None:
     """Say who each container runs as and what it can do, as the kubelet and containerd decide it."""
+    if output == "oci":
+        _explain_oci(ctx, files + filenames, feature_gates, validate)
+        return
     from podsec.check import explain_objects
 
     images = None if no_images else image_lookup(ctx.obj["root"])
@@ -232,6 +236,19 @@ def explain(ctx: click.Context, files: tuple[str, ...], filenames: tuple[str, ..
         click.echo(yaml.safe_dump({"pods": result.docs()}, sort_keys=False), nl=False)
     else:
         click.echo(result.text(), nl=False)
+
+
+def _explain_oci(ctx: click.Context, files: tuple[str, ...], gates: Any, validate: str) -> None:
+    """The pod plan, without running anything: ``{"sandbox": …, "containers": {name: …}}`` per Pod."""
+    import json
+
+    from podsec.runtime.run import plan_files
+
+    if not files:
+        raise click.UsageError("give at least one FILE, DIRECTORY or - for stdin")
+    plans = plan_files(files, root=ctx.obj["root"], state=ctx.obj["state"], gates=gates, field_validation=validate)
+    docs = [plan.oci() for _, plan in plans]
+    click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
 
 
 #: Command modules kept apart from this file (they touch the machine or pull in heavier imports); each has

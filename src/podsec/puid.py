@@ -138,7 +138,7 @@ def _id(v: int | None) -> str:
 ID_NAMES = ("PUID", "PGID")
 """The variables the image's init reads; an ``envFrom`` of unknown content may set them."""
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-"""What the kubelet keeps of an ``envFrom`` key with its prefix (as :mod:`podsec.runtime.process`)."""
+"""What the kubelet keeps of an ``envFrom`` key with its prefix (as :mod:`podsec.plan.process`)."""
 
 
 def _value_from(vf: Mapping, sources: EnvSources | None) -> tuple[bool, str | None]:

@@ -8,7 +8,6 @@ Public API: :func:`build_container_spec`, :func:`build_sandbox_spec` from :class
 from podsec.oci.caps import (
     CAPABILITY_NUMBERS,
     DEFAULT_CAPS,
-    all_caps,
     cap_mask,
     caps_from_mask,
     read_host_cap_eff,
@@ -30,7 +29,6 @@ __all__ = [
     "SANDBOX_STEPS",
     "ContainerPlan",
     "SandboxPlan",
-    "all_caps",
     "apply_steps",
     "build_container_spec",
     "build_sandbox_spec",

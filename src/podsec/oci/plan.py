@@ -38,14 +38,17 @@ class ContainerPlan:
     """Bound at /etc/resolv.conf, ro iff readonly rootfs."""
     shm: str | None = None
     """Host dir (a tmpfs) for /dev/shm, or ``/dev/shm`` for hostIPC; None keeps the default tmpfs mount."""
-    sandbox_pid: int | None = None
-    """Pause process to join (net, ipc, uts; pid if shared). None: new namespaces (host ones for host*)."""
+    sandbox_ns: str | None = None
+    """Directory of the pod's namespace files to join (``/proc/<pause pid>/ns``: net, ipc, uts; pid if
+    shared). None: new namespaces (host ones for host*)."""
     cgroups_path: str | None = None
     seccomp_root: str = KUBELET_SECCOMP_ROOT
     arch: str = "amd64"
     cgroup_v2: bool = False
     host_cap_eff: int | None = None
-    """Host CapEff bitmask that defines "all capabilities"; None reads /proc/self/status."""
+    """Host CapEff bitmask (None reads /proc/self/status); only consulted for the oom score."""
+    own_oom_score_adj: int | None = None
+    """Our own oom_score_adj (None reads /proc/self/oom_score_adj); the floor when restricted."""
     oom_score_adj: int | None = None
     """CRI ``Resources.OomScoreAdj`` (kubelet QoS, §1.5); None leaves it unset."""
     restrict_oom_score_adj: bool | None = None
@@ -83,6 +86,7 @@ class SandboxPlan:
     """As for :class:`ContainerPlan`."""
     host_cap_eff: int | None = None
     """Host CapEff bitmask (None reads /proc/self/status); only consulted for the oom score."""
+    own_oom_score_adj: int | None = None
     arch: str = "amd64"
 
 

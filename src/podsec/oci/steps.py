@@ -352,27 +352,29 @@ def with_oom_score_adj(spec: dict, plan: Plan) -> None:
         return
     value = plan.oom_score_adj
     if _restrict_oom(plan):
-        value = max(value, _own_oom_score_adj())
+        own = plan.own_oom_score_adj if plan.own_oom_score_adj is not None else _own_oom_score_adj()
+        value = max(value, own)
     _process(spec)["oomScoreAdj"] = value
 
 
 def with_namespaces(spec: dict, plan: ContainerPlan) -> None:
-    """``WithPodNamespaces`` (§11.1): join the pause container's net/ipc/uts, and its pid when shared.
+    """``WithPodNamespaces`` (§11.1): join the pod's net/ipc/uts, and its pid when shared.
 
-    Without a sandbox (``sandbox_pid=None``, used by tests and one-off runs) the pod namespaces are created
-    fresh, or left out (= the host's) for hostNetwork/hostIPC/hostPID.
+    ``sandbox_ns`` is where the pod's namespace files are (``/proc/<pause pid>/ns``, or the pinned ones under
+    the pod directory). Without one (used by tests and one-off runs) the pod namespaces are created fresh,
+    or left out (= the host's) for hostNetwork/hostIPC/hostPID.
     """
     pod = plan.pod
     if pod.host_users is False:
         raise RuntimeFailure(
             "hostUsers: false (user namespaces) is not supported by podsec's runtime spec builder"
         )
-    pid = plan.sandbox_pid
-    if pid is not None:
+    ns = plan.sandbox_ns
+    if ns is not None:
         for ns_type, name in (("network", "net"), ("ipc", "ipc"), ("uts", "uts")):
-            _set_namespace(spec, ns_type, f"/proc/{pid}/ns/{name}")
+            _set_namespace(spec, ns_type, f"{ns}/{name}")
         if pod.host_pid or pod.share_process_namespace:
-            _set_namespace(spec, "pid", f"/proc/{pid}/ns/pid")
+            _set_namespace(spec, "pid", f"{ns}/pid")
         else:
             _set_namespace(spec, "pid")
         return

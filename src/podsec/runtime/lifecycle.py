@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from podsec.downward import ObjectStore
 from podsec.errors import PodsecError, RuntimeFailure
 from podsec.image.model import ImageInfo
 from podsec.model import ResolvedContainer, ResolvedPod
+from podsec.plan import POD_DIR, ROOTFS, SANDBOX_NS, ContainerRun, realize
 from podsec.resolve import format_pod, resolve_pod
 from podsec.runtime import sandbox, state
 from podsec.runtime.cleanup import CleanupReport, release_mounts, remove_dir
@@ -48,7 +50,7 @@ from podsec.runtime.volumes import NoVolumes, PodVolumesLike
 from podsec.runtime.volumes import prepare as prepare_volumes
 
 if TYPE_CHECKING:
-    from podsec.runtime import process
+    from podsec.plan import NodeFacts, PodPlan, SandboxRun
 
 BACKOFF_ENV = "PODSEC_BACKOFF_SECONDS"
 DEFAULT_BACKOFF = 10.0
@@ -133,9 +135,8 @@ class PodContext:
     store: Any  # podsec.image.store.ImageStore (imported lazily)
     resolved: ResolvedPod
     images: dict[str, ImageInfo]
-    objects: process.Objects
-    facts: process.PodFacts
-    hostname: str
+    objects: ObjectStore
+    plan: PodPlan
 
     def container_spec(self, name: str) -> dict:
         for key in ("initContainers", "containers"):
@@ -151,9 +152,23 @@ class PodContext:
         raise KeyError(name)
 
 
-def open_pod(paths: PodPaths, record: PodRecord, store: Any = None) -> PodContext:
-    """Re-resolve a recorded pod against the image store, as the kubelet does on every sync."""
-    from podsec.runtime import process
+def node_of(paths: PodPaths, record: PodRecord) -> NodeFacts:
+    """The node as the pod's record knows it (its name and IP were fixed when the pod was created)."""
+    from podsec.plan.node import node_facts
+
+    facts = node_facts(paths.dir, ip=record.host_ip or None)
+    if record.node_name and record.node_name != facts.name:
+        from dataclasses import replace
+
+        facts = replace(facts, name=record.node_name)
+    return facts
+
+
+def open_pod(paths: PodPaths, record: PodRecord, store: Any = None, node: NodeFacts | None = None,
+             sandbox_run: SandboxRun | None = None) -> PodContext:
+    """Re-resolve a recorded pod against the image store, as the kubelet does on every sync, and plan it."""
+    from podsec.features import gates_from
+    from podsec.plan import plan_pod
 
     if store is None:
         from podsec.image.store import ImageStore
@@ -173,12 +188,15 @@ def open_pod(paths: PodPaths, record: PodRecord, store: Any = None) -> PodContex
             c.image_id = images[c.name].config_digest
     resolved = resolve_pod(record.metadata, record.spec, by_ref.get)
     record.resolved = resolved_summary(resolved)
+    if node is None:
+        node = node_of(paths, record)
     if not record.host_ip:
-        record.host_ip = sandbox.node_ip()
-    facts = process.PodFacts(record.metadata, record.spec, record.node_name, record.pod_ip, record.host_ip)
-    hostname = sandbox.pod_hostname(record.metadata, record.spec, record.node_name)
-    objects = process.Objects.from_documents(record.objects, record.namespace)
-    return PodContext(paths, record, store, resolved, images, objects, facts, hostname)
+        record.host_ip = node.ip
+    gates = gates_from(record.feature_gates)
+    plan = plan_pod(resolved, record.metadata, record.spec, images, record.objects, node,
+                    volume_dirs=record.volume_dirs, gates=gates.enabled, sandbox=sandbox_run)
+    objects = ObjectStore(record.objects)
+    return PodContext(paths, record, store, resolved, images, objects, plan)
 
 
 def resolved_summary(pod: ResolvedPod) -> dict[str, Any]:
@@ -292,7 +310,7 @@ class PodRunner:
 
     def _env_sources(self, ctx: PodContext) -> Callable[[str, str], Mapping[str, str] | None]:
         """The ConfigMaps/Secrets given with the pod are all the kubelet would find here: one missing is
-        known to be absent (``{}``), as :func:`podsec.runtime.process.kubelet_env` treats it."""
+        known to be absent (``{}``), as :func:`podsec.plan.process.kubelet_env` treats it."""
         return ctx.objects.env_sources(self.rec.namespace, missing_is_absent=True)
 
     # -- hooks for subclasses (podsec trace); they must not raise -------------------------------
@@ -495,53 +513,30 @@ class PodRunner:
         self.rec.event("Normal", "Started", f"Started container {c.name}")
         self.save()
 
-    def _prepare(self, c: ContainerStatus) -> Any:
-        """Everything before the runtime call that does not need the sandbox: checks, env, mounts, rootfs.
-
-        Returns the :class:`podsec.oci.ContainerPlan` (its ``sandbox_pid`` is set at launch).
-        """
-        from podsec.runtime import process
+    def _prepare(self, c: ContainerStatus) -> tuple[ContainerRun, Path]:
+        """Everything before the runtime call that does not need the sandbox: the plan's verdict, subPath
+        binds, the overlay rootfs, a fresh termination-log file."""
         from podsec.runtime.rootfs import mount_overlay
 
         ctx = self.ctx
-        rc = ctx.resolved_container(c.name)
-        if rc.run_as_non_root.ok is False:
-            raise _StartError(CONFIG_ERROR, rc.run_as_non_root.message or "runAsNonRoot verification failed")
-        if rc.identity.error:
-            raise _StartError(CREATE_ERROR, rc.identity.error)
-        cspec = ctx.container_spec(c.name)
-        all_specs = [x for k in ("initContainers", "containers") for x in self.rec.spec.get(k) or ()]
-        try:
-            kube_env = process.kubelet_env(cspec, ctx.facts, ctx.objects, all_specs)
-        except process.ConfigError as e:
-            raise _StartError(CONFIG_ERROR, str(e)) from None
-        image = ctx.images.get(c.name)
+        run = ctx.plan.containers[c.name]
+        if run.error is not None:
+            raise _StartError(*run.error)
+        for sp in run.subpaths:
+            try:
+                self.volumes.bind_sub_path(sp.volume, sp.sub_path, c.name, sp.index)
+            except PodsecError as e:
+                raise _StartError(CONFIG_ERROR, e.message) from None
         cdir = self.paths.container_dir(c.name)
         try:
-            mounts = list(self.volumes.mounts_for(rc, kube_env))
-        except PodsecError as e:
-            raise _StartError(CONFIG_ERROR, e.message) from None
-        try:
-            rootfs = mount_overlay(Path(ctx.store.rootfs(rc.image)), cdir)
+            rootfs = mount_overlay(Path(ctx.store.rootfs(run.image)), cdir)
         except PodsecError as e:
             raise _StartError(CREATE_ERROR, e.message) from None
-        mounts += self._termination_log(cspec, cdir)
-        from podsec.oci import ContainerPlan
-
-        sbx = self.paths.sandbox
-        return ContainerPlan(
-            pod=ctx.resolved,
-            container=rc,
-            rootfs=str(rootfs),
-            args=process.process_args(cspec, image, kube_env),
-            env=process.process_env(ctx.hostname, image, kube_env),
-            cwd=process.working_dir(cspec, image),
-            volume_mounts=mounts,
-            etc_hosts=str(sbx / "hosts"),
-            etc_hostname=str(sbx / "hostname"),
-            etc_resolv=str(sbx / "resolv.conf"),
-            shm=None if ctx.resolved.host_ipc else str(self.paths.shm),
-        )
+        if run.termination_log:
+            path = cdir / "termination-log"
+            path.write_bytes(b"")
+            os.chmod(path, 0o666)
+        return run, rootfs
 
     def _prepare_ahead(self) -> None:
         """While the sandbox is being created: prepare the containers that will start first."""
@@ -556,14 +551,10 @@ class PodRunner:
         ahead = self.prepared.pop(c.name, None)
         if isinstance(ahead, _StartError):
             raise ahead
-        plan = ahead if ahead is not None else self._prepare(c)
-        plan.sandbox_pid = self.sandbox.pid if self.sandbox else None
-        from podsec.oci import build_container_spec
-
-        try:
-            spec = build_container_spec(plan)
-        except PodsecError as e:
-            raise _StartError(CREATE_ERROR, e.message) from None
+        run, rootfs = ahead if ahead is not None else self._prepare(c)
+        assert run.config is not None and self.sandbox is not None
+        spec = realize(run.config, {ROOTFS: str(rootfs), POD_DIR: str(self.paths.dir),
+                                    SANDBOX_NS: f"/proc/{self.sandbox.pid}/ns"})
         bundle = self.paths.container_dir(c.name) / "bundle"
         bundle.mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(spec))
@@ -585,17 +576,6 @@ class PodRunner:
         finally:
             os.close(fd)
         c.pid = None
-
-    def _termination_log(self, cspec: dict, cdir: Path) -> list[dict]:
-        """The kubelet's ``/dev/termination-log``: an empty 0666 file per run, bound read-write."""
-        dest = cspec.get("terminationMessagePath", "/dev/termination-log")
-        if not dest:
-            return []
-        path = cdir / "termination-log"
-        cdir.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"")
-        os.chmod(path, 0o666)
-        return [{"destination": dest, "type": "bind", "source": str(path), "options": ["rbind", "rprivate", "rw"]}]
 
     def _pid(self, c: ContainerStatus) -> int | None:
         if c.pid is None:
@@ -655,19 +635,24 @@ class PodRunner:
 
     def _start_sandbox(self) -> bool:
         """RunPodSandbox. The sandbox only needs the pod-level settings, so it is launched before the
-        images are even looked at; opening them and preparing the first containers overlaps its creation."""
+        images are even looked at; opening them and planning the containers overlaps its creation."""
+        from podsec.plan import plan_sandbox
+
         trace("sandbox: starting")
         pod = resolve_pod(self.rec.metadata, self.rec.spec, None)
-        if pod.sandbox_error:
-            self._sandbox_failed(pod.sandbox_error)
+        node = node_of(self.paths, self.rec)
+        if not self.rec.host_ip:
+            self.rec.host_ip = node.ip
+        planned = plan_sandbox(pod, self.rec.metadata, self.rec.spec, node)
+        if planned.error or planned.config is None:
+            self._sandbox_failed(planned.error or "no sandbox config")
             return False
-        hostname = sandbox.pod_hostname(self.rec.metadata, self.rec.spec, self.rec.node_name)
         try:
-            sandbox.write_pod_files(self.paths, hostname, self.rec.pod_ip, self.rec.spec)
-            if not pod.host_ipc:
+            sandbox.write_pod_files(self.paths, planned.files)
+            if planned.shm:
                 sandbox.mount_shm(self.paths)
             rootfs = sandbox.pause_rootfs(self.paths.state_root)
-            spec = sandbox.build_spec(pod, self.rec.spec, rootfs, hostname, self.paths)
+            spec = realize(planned.config, {ROOTFS: str(rootfs), POD_DIR: str(self.paths.dir)})
             proc = sandbox.launch(self.runtime, self.paths, self.rec.sandbox_id, spec)
             trace("sandbox: runtime started")
         except PodsecError as e:
@@ -675,12 +660,17 @@ class PodRunner:
             return False
         try:
             try:
-                ctx = self.ctx
+                if self._ctx is None:
+                    self._ctx = open_pod(self.paths, self.rec, self.store, node, planned)
+                    self._announce_puid(self._ctx)
+                ctx = self._ctx
             except PodsecError:
                 self.abandoned = True  # e.g. an image that is not in the store: the pod never existed
                 raise
+            if ctx.plan.volume_error is not None:
+                raise ctx.plan.volume_error
             self.volumes = prepare_volumes(ctx.resolved, self.rec.spec, self.rec.metadata, self.paths.dir,
-                                           self.rec.objects, self.rec.volume_dirs, self.rec.feature_gates)
+                                           ctx.plan.volumes)
             self._prepare_ahead()
             trace("containers prepared")
         except PodsecError as e:
@@ -807,6 +797,9 @@ def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: s
                volume_dirs: dict[str, str], mode: str, node_name: str,
                feature_gates: dict[str, bool] | None = None) -> PodRecord:
     """A fresh record for a validated pod: uid filled in, every container waiting."""
+    from podsec.plan.node import node_ip
+    from podsec.plan.sandbox import POD_IP
+
     meta = dict(metadata)
     meta.setdefault("namespace", "default")
     meta["uid"] = str(meta.get("uid") or state.new_uid())
@@ -823,8 +816,8 @@ def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: s
         feature_gates=dict(feature_gates or {}),
         mode=mode,
         node_name=node_name,
-        host_ip=sandbox.node_ip() if host_network else "",  # else looked up while the sandbox starts
-        pod_ip=sandbox.node_ip() if host_network else sandbox.POD_IP,
+        host_ip=node_ip() if host_network else "",  # else looked up while the sandbox starts
+        pod_ip=node_ip() if host_network else POD_IP,
     )
     record.sandbox_id = state.runtime_id(record.uid)
     has_init = bool(spec.get("initContainers"))

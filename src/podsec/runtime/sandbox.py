@@ -23,16 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podsec.errors import RuntimeFailure
-from podsec.model import ResolvedPod
 from podsec.runtime.ociruntime import OCIRuntime
 from podsec.runtime.state import PodPaths
 from podsec.volumes.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, mount
 
 BUSYBOX = Path("/bin/busybox")
-PAUSE_ARGS = ["sleep", "infinity"]
 SHM_SIZE = "65536k"
-HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
-POD_IP = "127.0.0.1"
 _PID_WAIT = 30.0
 
 
@@ -74,105 +70,11 @@ def pause_rootfs(state_root: Path) -> Path:
 # -- per-pod files -------------------------------------------------------------------------------
 
 
-def node_ip() -> str:
-    """The node's address (status.hostIP): the source address of its default route; nothing is sent."""
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("198.51.100.1", 9))  # TEST-NET-2: only selects a route
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-
-
-def pod_hostname(metadata: dict, spec: dict, node_name: str) -> str:
-    """kubelet ``GeneratePodHostNameAndDomain``: spec.hostname, else the pod name cut to 63 characters;
-    the node's name for hostNetwork pods."""
-    if spec.get("hostNetwork") is True:
-        return node_name
-    name = spec.get("hostname") or metadata.get("name") or ""
-    if len(name) > 63:
-        name = name[:63].rstrip("-.")
-    return str(name)
-
-
-def hosts_file(hostname: str, pod_ip: str, spec: dict) -> str:
-    """kubelet ``managedHostsFileContent`` (or the node's hosts file for hostNetwork) + hostAliases."""
-    if spec.get("hostNetwork") is True:
-        try:
-            content = Path("/etc/hosts").read_text()
-        except OSError:
-            content = ""
-    else:
-        content = (
-            HOSTS_HEADER
-            + "127.0.0.1\tlocalhost\n"
-            + "::1\tlocalhost ip6-localhost ip6-loopback\n"
-            + "fe00::0\tip6-localnet\n"
-            + "fe00::0\tip6-mcastprefix\n"
-            + "fe00::1\tip6-allnodes\n"
-            + "fe00::2\tip6-allrouters\n"
-            + f"{pod_ip}\t{hostname}\n"
-        )
-    aliases = [a for a in spec.get("hostAliases") or () if isinstance(a, dict)]
-    if aliases:
-        content += "\n# Entries added by HostAliases.\n"
-        for alias in aliases:
-            names = "\t".join(str(h) for h in alias.get("hostnames") or ())
-            content += f"{alias.get('ip', '')}\t{names}\n"
-    return content
-
-
-def resolv_conf(spec: dict, host_file: Path = Path("/etc/resolv.conf")) -> str:
-    """The kubelet's DNS config as containerd writes it: ``search``, ``nameserver``, ``options`` lines.
-
-    dnsPolicy None uses only ``dnsConfig``; any other policy starts from the host's file (there is no
-    cluster DNS here, so ClusterFirst falls back to Default, as the kubelet does) plus ``dnsConfig``.
-    """
-    servers: list[str] = []
-    searches: list[str] = []
-    options: dict[str, str] = {}
-    if spec.get("dnsPolicy") != "None":
-        try:
-            text = host_file.read_text()
-        except OSError:
-            text = ""
-        for line in text.splitlines():
-            fields = line.split("#", 1)[0].split()
-            if not fields:
-                continue
-            if fields[0] == "nameserver" and len(fields) > 1:
-                servers.append(fields[1])
-            elif fields[0] in ("search", "domain"):
-                searches = fields[1:]
-            elif fields[0] == "options":
-                for opt in fields[1:]:
-                    options[opt.split(":", 1)[0]] = opt
-    cfg = spec.get("dnsConfig") if isinstance(spec.get("dnsConfig"), dict) else {}
-    servers += [str(s) for s in cfg.get("nameservers") or ()]
-    searches += [str(s) for s in cfg.get("searches") or () if str(s) not in searches]
-    for opt in cfg.get("options") or ():
-        if isinstance(opt, dict) and opt.get("name"):
-            value = opt.get("value")
-            options[str(opt["name"])] = f"{opt['name']}:{value}" if value not in (None, "") else str(opt["name"])
-    out = ""
-    if searches:
-        out += "search " + " ".join(searches) + "\n"
-    if servers:
-        out += "".join(f"nameserver {s}\n" for s in servers)
-    if options:
-        out += "options " + " ".join(options.values()) + "\n"
-    return out
-
-
-def write_pod_files(paths: PodPaths, hostname: str, pod_ip: str, spec: dict) -> None:
-    """The files every container binds: hosts (rw), hostname and resolv.conf (ro iff readonly rootfs)."""
+def write_pod_files(paths: PodPaths, files: dict[str, str]) -> None:
+    """The planned files every container binds: hosts (rw), hostname and resolv.conf (ro iff readonly rootfs)."""
     paths.sandbox.mkdir(parents=True, exist_ok=True)
-    (paths.sandbox / "hosts").write_text(hosts_file(hostname, pod_ip, spec))
-    (paths.sandbox / "hostname").write_text(hostname + "\n")
-    (paths.sandbox / "resolv.conf").write_text(resolv_conf(spec))
-    for name in ("hosts", "hostname", "resolv.conf"):
+    for name, content in files.items():
+        (paths.sandbox / name).write_text(content)
         os.chmod(paths.sandbox / name, 0o644)
 
 
@@ -294,20 +196,3 @@ def wait_started(runtime: OCIRuntime, paths: PodPaths, cid: str, proc: subproces
         with contextlib.suppress(OSError):
             message = (bundle / "runtime.out").read_text().strip().splitlines()[-1]
     raise RuntimeFailure(message or f"{runtime.name} exited with status {proc.returncode}")
-
-
-def build_spec(pod: ResolvedPod, spec: dict, rootfs: Path, hostname: str, paths: PodPaths) -> dict:
-    """The pause container's config.json (containerd's sandbox spec) for this pod."""
-    from podsec.oci import SandboxPlan, build_sandbox_spec
-
-    plan = SandboxPlan(
-        pod=pod,
-        rootfs=str(rootfs),
-        args=list(PAUSE_ARGS),
-        hostname=hostname,
-        shm=None if pod.host_ipc else str(paths.shm),
-        etc_resolv=str(paths.sandbox / "resolv.conf"),
-        run_as_user=pod.sandbox_user,
-        run_as_group=pod.sandbox_group,
-    )
-    return build_sandbox_spec(plan)

@@ -7,15 +7,14 @@ a simple pod fast.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from podsec.model import ResolvedContainer, ResolvedPod
+from podsec.model import ResolvedPod
 
 
 class PodVolumesLike(Protocol):
-    def mounts_for(self, container: ResolvedContainer, env: Mapping[str, str] | None = None) -> list[dict]: ...
+    def bind_sub_path(self, volume: str, sub_path: str, container: str, index: int) -> Path: ...
 
     def teardown(self) -> None: ...
 
@@ -23,27 +22,22 @@ class PodVolumesLike(Protocol):
 class NoVolumes:
     """A pod without volumes."""
 
-    def mounts_for(self, container: ResolvedContainer, env: Mapping[str, str] | None = None) -> list[dict]:
-        return []
+    def bind_sub_path(self, volume: str, sub_path: str, container: str, index: int) -> Path:
+        raise KeyError(volume)
 
     def teardown(self) -> None:
         return None
 
 
-def prepare(pod: ResolvedPod, spec: dict, metadata: dict, pod_dir: Path, objects: list[dict[str, Any]],
-            volume_dirs: dict[str, str], feature_gates: dict[str, bool] | None = None) -> PodVolumesLike:
-    """Create the pod's volumes as the kubelet does (emptyDir, hostPath checks, configMap/secret payloads,
-    claims backed by ``--volume-dir``, fsGroup ownership; fsUser/defaultUser/user when their gates are on)."""
+def prepare(pod: ResolvedPod, spec: dict, metadata: dict, pod_dir: Path, plans: list[Any]) -> PodVolumesLike:
+    """Create the pod's volumes as planned (:attr:`podsec.plan.PodPlan.volumes`): emptyDir, hostPath checks,
+    configMap/secret payloads, claims backed by ``--volume-dir``, fsGroup ownership; fsUser/defaultUser/user
+    when their gates are on."""
     if not spec.get("volumes"):
         return NoVolumes()
-    from podsec.features import ATOMIC_WRITE_VOLUME_USER_FIELDS, POD_SECURITY_CONTEXT_FS_USER, gates_from
     from podsec.volumes import prepare_pod_volumes
 
-    gates = gates_from(feature_gates)
-    claims = {name: Path(path) for name, path in volume_dirs.items()}
-    return prepare_pod_volumes(pod_dir, pod, spec, metadata, objects, claims,
-                               atomic_write_user_fields=gates.enabled(ATOMIC_WRITE_VOLUME_USER_FIELDS),
-                               pod_fs_user=gates.enabled(POD_SECURITY_CONTEXT_FS_USER))
+    return prepare_pod_volumes(pod_dir, pod, spec, metadata, (), {}, plans=plans)
 
 
 def teardown_dir(pod_dir: Path, problems: list[str]) -> None:

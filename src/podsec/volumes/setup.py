@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podsec.errors import InputError, PodsecError, RuntimeFailure
+from podsec.errors import PodsecError, RuntimeFailure
 from podsec.logger import get_logger
-from podsec.model import Mount, ResolvedContainer, ResolvedPod, render_path
+from podsec.model import ResolvedPod, render_path
 from podsec.volumes import claims, emptydir, hostpath, mounts, subpath
 from podsec.volumes.atomic_writer import write_atomic
 from podsec.volumes.ownership import change_owner_uid, change_ownership
@@ -79,61 +79,18 @@ class PodVolumes:
     mounted: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def mounts_for(self, container: ResolvedContainer, env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """OCI bind mounts for ``container``'s volumeMounts, in spec order.
-
-        subPath/subPathExpr (``$(VAR)`` from ``env``, the container's resolved environment) are
-        resolved inside the volume and bound to a private place first (see :mod:`.subpath`).
-        """
-        out: list[dict[str, Any]] = []
-        for idx, m in enumerate(container.mounts):
-            vol = self.volumes.get(m.name)
-            where = render_path(m.field) if m.field else None
-            if vol is None:
-                raise InputError(
-                    f'volumeMount "{m.name}" of container "{container.name}": no volume named "{m.name}"',
-                    field=where,
-                )
-            source = vol.path
-            sub = self._sub_path(m, container, env or {})
-            if sub:
-                index = m.field[-1] if m.field and isinstance(m.field[-1], int) else idx
-                try:
-                    source = subpath.prepare_sub_path(vol.path, sub, self.pod_dir, m.name, container.name, index)
-                except PodsecError as e:
-                    raise RuntimeFailure(
-                        f'failed to prepare subPath for volumeMount "{m.name}" of container '
-                        f'"{container.name}": {e.message}',
-                        field=where,
-                    ) from e
-                self.mounted.append(source)
-            ro = m.read_only or vol.read_only
-            out.append(
-                {
-                    "destination": m.mount_path,
-                    "type": "bind",
-                    "source": str(source),
-                    "options": ["rbind", "rprivate", "ro" if ro else "rw"],
-                }
-            )
-        return out
-
-    @staticmethod
-    def _sub_path(m: Mount, container: ResolvedContainer, env: Mapping[str, str]) -> str | None:
-        where = render_path(m.field) if m.field else None
-        sub = m.sub_path
-        if m.sub_path_expr:
-            try:
-                sub = subpath.expand_sub_path_expr(m.sub_path_expr, env)
-            except InputError as e:
-                raise InputError(
-                    f'volumeMount "{m.name}" of container "{container.name}": subPathExpr: {e.message}',
-                    field=where,
-                ) from None
-        if not sub:
-            return None
-        subpath.validate_sub_path(sub, field=where)
-        return sub
+    def bind_sub_path(self, volume: str, sub_path: str, container: str, index: int) -> Path:
+        """Resolve ``sub_path`` inside ``volume`` (never through a symlink out of it) and bind it to the
+        private place the plan named (``<pod>/volume-subpaths/<volume>/<container>/<index>``)."""
+        vol = self.volumes[volume]
+        try:
+            target = subpath.prepare_sub_path(vol.path, sub_path, self.pod_dir, volume, container, index)
+        except PodsecError as e:
+            raise RuntimeFailure(
+                f'failed to prepare subPath for volumeMount "{volume}" of container "{container}": {e.message}'
+            ) from e
+        self.mounted.append(target)
+        return target
 
     def teardown(self) -> None:
         """Unmount everything under our directories (lazily if busy) and remove them. Idempotent."""
@@ -198,24 +155,26 @@ def prepare_pod_volumes(
     node: NodeInfo | None = None,
     atomic_write_user_fields: bool = False,
     pod_fs_user: bool = False,
+    plans: list[VolumePlan] | None = None,
 ) -> PodVolumes:
     """Set up every volume of the pod under ``pod_dir`` like the kubelet; undone on failure.
 
-    ``atomic_write_user_fields``: the KEP-5936 feature gate; ``pod_fs_user``: podsec's
-    ``PodSecurityContextFSUser`` gate for KEP-5280's ``fsUser`` (both off by default, as upstream).
+    ``plans``: the pod plan's volumes (:func:`podsec.plan.plan_pod`), executed as they are; without them
+    the volumes are planned here. ``atomic_write_user_fields``: the KEP-5936 feature gate; ``pod_fs_user``:
+    podsec's ``PodSecurityContextFSUser`` gate for KEP-5280's ``fsUser`` (both off by default, as upstream).
     """
     pod_dir = Path(pod_dir)
-    node = node or node_info_from_host(pod_dir)
-    plans = plan_volumes(
-        pod,
-        spec,
-        metadata,
-        list(objects),
-        claim_dirs,
-        node,
-        atomic_write_user_fields=atomic_write_user_fields,
-        pod_fs_user=pod_fs_user,
-    )
+    if plans is None:
+        plans = plan_volumes(
+            pod,
+            spec,
+            metadata,
+            list(objects),
+            claim_dirs,
+            node or node_info_from_host(pod_dir),
+            atomic_write_user_fields=atomic_write_user_fields,
+            pod_fs_user=pod_fs_user,
+        )
     for plan in plans:
         if not plan.runnable:
             raise RuntimeFailure(

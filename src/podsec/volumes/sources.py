@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from podsec.downward import NodeInfo, ObjectStore, PodFacts, field_value
+from podsec.downward import format_map as format_map  # re-exported: its home is podsec.downward
+from podsec.downward import resource_field_value as resource_field_value_of
 from podsec.errors import InputError
-from podsec.goquote import go_quote
+from podsec.goquote import go_quote as go_quote  # re-exported (tests import it from here)
 from podsec.model import Path as FieldPath
 from podsec.model import ResolvedPod, render_path
 from podsec.volumes.atomic_writer import FileProjection
-from podsec.volumes.quantity import parse_quantity
 from podsec.volumes.readable import volume_file_owner
 
 DEFAULT_MODE = 0o644
@@ -34,44 +35,6 @@ ATOMIC_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
 
 # --------------------------------------------------------------------------------------------------
 # inputs
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """What the downward API's resourceFieldRef falls back to when a container sets no limit."""
-
-    name: str = "localhost"
-    cpu_millis: int = 1000
-    memory_bytes: int = 0
-    ephemeral_storage_bytes: int = 0
-
-
-class ObjectStore:
-    """ConfigMaps and Secrets from the input files, by (kind, namespace, name).
-
-    A document without ``metadata.namespace`` is taken to live in every namespace, like
-    ``kubectl apply -f`` putting the pod and its ConfigMap in the same current namespace.
-    """
-
-    def __init__(self, documents: Iterable[Mapping[str, Any]] = ()) -> None:
-        self._by_ns: dict[tuple[str, str, str], Mapping[str, Any]] = {}
-        self._any_ns: dict[tuple[str, str], Mapping[str, Any]] = {}
-        for doc in documents:
-            if not isinstance(doc, Mapping):
-                continue
-            kind = doc.get("kind")
-            meta = doc.get("metadata") or {}
-            name = meta.get("name") if isinstance(meta, Mapping) else None
-            if kind not in ("ConfigMap", "Secret") or not isinstance(name, str):
-                continue
-            ns = meta.get("namespace")
-            if isinstance(ns, str) and ns:
-                self._by_ns[(kind, ns, name)] = doc
-            else:
-                self._any_ns.setdefault((kind, name), doc)
-
-    def get(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return self._by_ns.get((kind, namespace, name)) or self._any_ns.get((kind, name))
 
 
 @dataclass(slots=True)
@@ -94,12 +57,10 @@ class SourceContext:
     """KEP-5280 ``spec.securityContext.fsUser`` (gate ``PodSecurityContextFSUser``; None when off)."""
 
     @property
-    def labels(self) -> Mapping[str, str]:
-        return self.metadata.get("labels") or {}
-
-    @property
-    def annotations(self) -> Mapping[str, str]:
-        return self.metadata.get("annotations") or {}
+    def facts(self) -> PodFacts:
+        """The pod as :mod:`podsec.downward` reads it (``metadata.name``/``namespace``/``uid`` from here)."""
+        meta = {**self.metadata, "name": self.name, "namespace": self.namespace, "uid": self.uid}
+        return PodFacts(meta, self.spec, self.node.name, "", "")
 
 
 class SetUpError(InputError):
@@ -129,11 +90,6 @@ def fs_user_from(pod: ResolvedPod) -> int | None:
             return None
         found = uid
     return found
-
-
-def format_map(m: Mapping[str, str]) -> str:
-    """``fieldpath.FormatMap``: ``key="value"`` lines sorted by key, no trailing newline."""
-    return "\n".join(f"{k}={go_quote(str(m[k]))}" for k in sorted(m))
 
 
 def _mode(value: object, default: int, field_path: FieldPath) -> int:
@@ -317,90 +273,15 @@ def secret_payload(
 # downward API
 
 
-def _split_subscript(path: str) -> tuple[str, str] | None:
-    """``metadata.labels['key']`` → ("metadata.labels", "key") (``SplitMaybeSubscriptedPath``)."""
-    if not path.endswith("']"):
-        return None
-    head, sep, sub = path[:-2].partition("['")
-    if not sep or not head:
-        return None
-    return head, sub
-
-
 def field_ref_value(ctx: SourceContext, field_path: str) -> str:
-    """``ExtractFieldPathAsString`` plus ``spec.nodeName``/``spec.serviceAccountName``.
-
-    The two ``spec.*`` paths are env-var-only upstream (the API rejects them in volumes); podsec
-    answers them anyway so a manifest that gets past its own validation still runs.
-    """
-    split = _split_subscript(field_path)
-    if split is not None:
-        head, sub = split
-        if head == "metadata.annotations":
-            return str(ctx.annotations.get(sub, ""))
-        if head == "metadata.labels":
-            return str(ctx.labels.get(sub, ""))
-        raise ValueError(f'fieldPath "{field_path}" does not support subscript')
-    if field_path == "metadata.annotations":
-        return format_map(ctx.annotations)
-    if field_path == "metadata.labels":
-        return format_map(ctx.labels)
-    if field_path == "metadata.name":
-        return ctx.name
-    if field_path == "metadata.namespace":
-        return ctx.namespace
-    if field_path == "metadata.uid":
-        return ctx.uid
-    if field_path == "spec.nodeName":
-        return str(ctx.spec.get("nodeName") or ctx.node.name)
-    if field_path == "spec.serviceAccountName":
-        return str(ctx.spec.get("serviceAccountName") or ctx.spec.get("serviceAccount") or "default")
-    raise ValueError(f"unsupported fieldPath: {field_path}")
-
-
-def _find_container(spec: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    for key in ("containers", "initContainers"):
-        for c in spec.get(key) or []:
-            if c.get("name") == name:
-                return c
-    return None
+    """A downwardAPI item's ``fieldRef`` (:func:`podsec.downward.field_value`; the ``status.*`` paths are
+    env-only upstream)."""
+    return field_value(field_path, ctx.facts, env=False)
 
 
 def resource_field_value(ctx: SourceContext, ref: Mapping[str, Any], default_container: str | None) -> str:
-    """``ExtractResourceValueByContainerNameAndNodeAllocatable`` (best effort: the node is this host).
-
-    Unset limits fall back to node allocatable; unset requests default to the limit (API defaulting),
-    else 0. CPU rounds ``ceil(milli / divisor milli)``, everything else ``ceil(value / divisor)``.
-    """
-    cname = ref.get("containerName") or default_container
-    container = _find_container(ctx.spec, cname) if isinstance(cname, str) else None
-    if container is None:
-        raise ValueError(f'container "{cname}" not found')
-    resource = str(ref.get("resource") or "")
-    divisor = parse_quantity(ref.get("divisor") or "1")
-    if divisor <= 0:
-        raise ValueError(f"invalid divisor for {resource}")
-    res = container.get("resources") or {}
-    limits = dict(res.get("limits") or {})
-    requests = dict(res.get("requests") or {})
-    node_limits = {
-        "cpu": f"{ctx.node.cpu_millis}m",
-        "memory": ctx.node.memory_bytes,
-        "ephemeral-storage": ctx.node.ephemeral_storage_bytes,
-    }
-    kind, _, name = resource.partition(".")
-    if kind not in ("limits", "requests") or not name:
-        raise ValueError(f"unsupported container resource : {resource}")
-    if kind == "limits":
-        raw = limits.get(name, node_limits.get(name, 0))
-    else:
-        raw = requests.get(name, limits.get(name, 0))
-    if name != "cpu" and name not in ("memory", "ephemeral-storage") and not name.startswith("hugepages-"):
-        raise ValueError(f"unsupported container resource : {resource}")
-    value = parse_quantity(raw)
-    if name == "cpu":
-        return str(math.ceil(math.ceil(value * 1000) / math.ceil(divisor * 1000)))
-    return str(math.ceil(math.ceil(value) / math.ceil(divisor)))
+    """A downwardAPI item's ``resourceFieldRef`` (:func:`podsec.downward.resource_field_value`)."""
+    return resource_field_value_of(ref, ctx.spec, default_container, ctx.node)
 
 
 def downward_api_payload(

@@ -1,0 +1,71 @@
+"""Reading the node (this host) once, so the plan itself stays a pure function of what was read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from podsec.downward import NodeInfo
+from podsec.plan.pod import NodeFacts
+
+
+def node_ip() -> str:
+    """The node's address (status.hostIP): the source address of its default route; nothing is sent."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("198.51.100.1", 9))  # TEST-NET-2: only selects a route
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def node_info(disk: Path | None = None) -> NodeInfo:
+    """This host standing in for the node's allocatable: hostname, CPUs, MemTotal, the size of ``disk``'s
+    filesystem (the pod directory's, for ephemeral-storage)."""
+    memory = 0
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            memory = int(line.split()[1]) * 1024
+            break
+    storage = 0
+    if disk is not None:
+        probe = disk
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            sv = os.statvfs(probe)
+            storage = sv.f_blocks * sv.f_frsize
+        except OSError:
+            storage = 0
+    return NodeInfo(name=os.uname().nodename, cpu_millis=(os.cpu_count() or 1) * 1000, memory_bytes=memory,
+                    ephemeral_storage_bytes=storage)
+
+
+def node_facts(disk: Path | None = None, *, ip: str | None = None) -> NodeFacts:
+    """Everything :func:`podsec.plan.plan_pod` needs from the host. ``ip``: already known (a pod record)."""
+    from podsec.oci.caps import read_host_cap_eff
+
+    info = node_info(disk)
+    try:
+        own_oom = int(_read("/proc/self/oom_score_adj").strip() or 0)
+    except ValueError:
+        own_oom = 0
+    return NodeFacts(
+        name=info.name,
+        ip=ip or node_ip(),
+        info=info,
+        cap_eff=read_host_cap_eff(),
+        own_oom_score_adj=own_oom,
+        etc_hosts=_read("/etc/hosts"),
+        resolv_conf=_read("/etc/resolv.conf"),
+    )
