@@ -385,7 +385,7 @@ def test_share_process_namespace(podsec: Podsec, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     lines = [ln.removeprefix("[looker] ").split(None, 2) for ln in out.stdout.splitlines()]
     procs = {(user, args) for _pid, user, args in lines[1:]}
-    assert ("65535", "sleep infinity") in procs  # the pod sandbox ("pause") is PID 1
+    assert ("65535", "/pause") in procs  # the pod sandbox ("pause") is PID 1
     assert ("app", "sleep 1.5") in procs  # the other container, as its uid 1000
     assert lines[1][0] == "1"
 
@@ -407,6 +407,42 @@ def test_separate_pid_namespaces_by_default(podsec: Podsec, tmp_path: Path) -> N
     rows = [ln.split() for ln in out.stdout.splitlines()[1:-1]]
     assert rows[0] == ["1", "sh"]  # the container's own PID 1, no pause process
     assert [r[1] for r in rows] == ["sh", "ps"]
+
+
+def test_pod_namespaces_are_pinned_without_a_pause_container(podsec: Podsec, tmp_path: Path) -> None:
+    """No shared PID namespace: no pause container runs; both containers still share the pod's network,
+    IPC and UTS namespaces (pinned under the pod directory), which are not the host's."""
+    pod = write_pod(tmp_path, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: lc-pinned
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: a
+            image: podsec-fixture:root
+            command: ["sh", "-c", "for n in net ipc uts; do readlink /proc/self/ns/$n; done; hostname"]
+          - name: b
+            image: podsec-fixture:root
+            command: ["sh", "-c", "sleep 0.2; for n in net ipc uts; do readlink /proc/self/ns/$n; done"]
+        """)
+    out = podsec.run("run", "-f", pod)
+    try:
+        assert out.returncode == 0, out.stderr
+        seen: dict[str, list[str]] = {"a": [], "b": []}
+        for line in out.stdout.splitlines():
+            name, _, value = line.partition("] ")
+            seen[name.removeprefix("[")].append(value)
+        assert seen["a"][:3] == seen["b"] and seen["a"][3] == "lc-pinned"
+        host = [os.readlink(f"/proc/self/ns/{n}") for n in ("net", "ipc", "uts")]
+        assert not set(host) & set(seen["b"])
+        pod_dir = podsec.state / "pods" / "default_lc-pinned"
+        assert not (pod_dir / "sandbox" / "bundle").exists()  # no pause container was ever created
+        assert (pod_dir / "ns").is_dir()  # where they were pinned; unmounted once the pod finished:
+        assert str(pod_dir) not in Path("/proc/self/mountinfo").read_text()
+    finally:
+        podsec.run("delete", "lc-pinned", "--now")
 
 
 # -- crash cleanup ---------------------------------------------------------------------------------

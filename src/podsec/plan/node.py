@@ -67,5 +67,6 @@ def node_facts(disk: Path | None = None, *, ip: str | None = None) -> NodeFacts:
         cap_eff=read_host_cap_eff(),
         own_oom_score_adj=own_oom,
         etc_hosts=_read("/etc/hosts"),
+        arch={"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
         resolv_conf=_read("/etc/resolv.conf"),
     )

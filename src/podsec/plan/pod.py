@@ -20,9 +20,9 @@ from podsec.image.model import ImageInfo
 from podsec.model import Mount, ResolvedContainer, ResolvedPod, render_path
 from podsec.plan import process
 from podsec.plan.sandbox import (
-    PAUSE_ARGS,
     POD_IP,
     hosts_file,
+    pause_args,
     pod_hostname,
     resolv_conf,
 )
@@ -32,7 +32,7 @@ ROOTFS = "<rootfs>"
 POD_DIR = "<pod-dir>"
 """The pod's state directory (``<state>/pods/<namespace>_<name>``)."""
 SANDBOX_NS = "<sandbox-ns>"
-"""The directory of the pod's namespace files (``/proc/<pause pid>/ns``)."""
+"""The directory of the pod's namespace files: ``<pod-dir>/ns`` (pinned), ``/proc/<pause pid>/ns`` (pause)."""
 POD_UID = "<pod-uid>"
 """``metadata.uid`` of a pod that has not been created yet (``run`` makes one up)."""
 
@@ -97,6 +97,13 @@ class SandboxRun:
     shm: bool
     """Mount the pod's 64Mi /dev/shm tmpfs at ``<pod-dir>/sandbox/shm`` (not for hostIPC)."""
     host_network: bool
+    pause: bool = True
+    """Run a pause container (the pod shares one PID namespace, whose PID 1 it is); else the namespaces
+    are pinned at ``<pod-dir>/ns`` without one (:mod:`podsec.runtime.pinns`) and ``config`` is None."""
+    pinned: dict[str, bool] = field(default_factory=dict)
+    """Without pause: the namespaces to pin, new (True) or the host's (False): net, ipc, uts, [pid]."""
+    sysctls: dict[str, str] = field(default_factory=dict)
+    """Without pause: the sysctls to set inside the pinned namespaces (the pause spec's ``linux.sysctl``)."""
 
 
 @dataclass(slots=True)
@@ -134,13 +141,14 @@ def plan_sandbox(pod: ResolvedPod, metadata: Mapping[str, Any], spec: Mapping[st
         "hostname": hostname + "\n",
         "resolv.conf": resolv_conf(spec, node.resolv_conf),
     }
-    run = SandboxRun(None, pod.sandbox_error, hostname, files, not pod.host_ipc, pod.host_network)
+    pause = pod.share_process_namespace and not pod.host_pid
+    run = SandboxRun(None, pod.sandbox_error, hostname, files, not pod.host_ipc, pod.host_network, pause)
     if pod.sandbox_error:
         return run
     plan = SandboxPlan(
         pod=pod,
         rootfs=ROOTFS,
-        args=list(PAUSE_ARGS),
+        args=pause_args(node.arch),
         hostname=hostname,
         shm=None if pod.host_ipc else f"{POD_DIR}/sandbox/shm",
         etc_resolv=f"{POD_DIR}/sandbox/resolv.conf",
@@ -151,9 +159,17 @@ def plan_sandbox(pod: ResolvedPod, metadata: Mapping[str, Any], spec: Mapping[st
         arch=node.arch,
     )
     try:
-        run.config = build_sandbox_spec(plan)
+        config = build_sandbox_spec(plan)  # also without pause: its errors are RunPodSandbox's
     except PodsecError as e:
         run.error = e.message
+        return run
+    if pause:
+        run.config = config
+    else:
+        run.pinned = {"net": not pod.host_network, "ipc": not pod.host_ipc, "uts": not pod.host_network}
+        if pod.host_pid:
+            run.pinned["pid"] = False
+        run.sysctls = dict(config["linux"].get("sysctl") or {})
     return run
 
 
@@ -199,7 +215,7 @@ def plan_pod(
     for rc in pod.containers:
         if rc.kind not in ("init", "container"):
             continue
-        if sbx.config is None:  # RunPodSandbox failed: the kubelet never gets to CreateContainer
+        if sbx.error is not None:  # RunPodSandbox failed: the kubelet never gets to CreateContainer
             containers[rc.name] = ContainerRun(rc.name, rc.kind, rc.image, None)
             continue
         containers[rc.name] = plan_container(pod, rc, cspecs.get(rc.name, {}), images.get(rc.name), facts,

@@ -14,7 +14,13 @@ from typing import Any
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
 POD_IP = "127.0.0.1"
 """There is no CNI: a pod's network namespace has only ``lo``, and its IP is the loopback address."""
-PAUSE_ARGS = ("sleep", "infinity")
+PAUSE_ARGS = ("/pause",)
+"""The sandbox process: podsec's ``/pause`` (x86-64 only; see :func:`pause_args`)."""
+
+
+def pause_args(arch: str) -> list[str]:
+    """``/pause`` where podsec has one (amd64), else busybox ``sleep infinity`` from the pause rootfs."""
+    return list(PAUSE_ARGS) if arch == "amd64" else ["sleep", "infinity"]
 
 
 def pod_hostname(metadata: Mapping[str, Any], spec: Mapping[str, Any], node_name: str) -> str:

@@ -245,6 +245,8 @@ class PodRunner:
         self.log_offsets: dict[str, int] = {}
         self.stuck: set[str] = set()
         self.sandbox: sandbox.Sandbox | None = None
+        self.ns_dir: str | None = None
+        """Where the pod's namespace files are, once the sandbox is up (pinned or the pause process's)."""
         self.volumes: PodVolumesLike = NoVolumes()
         self.backoff = Backoff.from_env()
         self.stop_reason: str | None = None
@@ -552,9 +554,8 @@ class PodRunner:
         if isinstance(ahead, _StartError):
             raise ahead
         run, rootfs = ahead if ahead is not None else self._prepare(c)
-        assert run.config is not None and self.sandbox is not None
-        spec = realize(run.config, {ROOTFS: str(rootfs), POD_DIR: str(self.paths.dir),
-                                    SANDBOX_NS: f"/proc/{self.sandbox.pid}/ns"})
+        assert run.config is not None and self.ns_dir is not None
+        spec = realize(run.config, {ROOTFS: str(rootfs), POD_DIR: str(self.paths.dir), SANDBOX_NS: self.ns_dir})
         bundle = self.paths.container_dir(c.name) / "bundle"
         bundle.mkdir(parents=True, exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(spec))
@@ -644,17 +645,26 @@ class PodRunner:
         if not self.rec.host_ip:
             self.rec.host_ip = node.ip
         planned = plan_sandbox(pod, self.rec.metadata, self.rec.spec, node)
-        if planned.error or planned.config is None:
-            self._sandbox_failed(planned.error or "no sandbox config")
+        if planned.error:
+            self._sandbox_failed(planned.error)
             return False
+        proc = None
         try:
             sandbox.write_pod_files(self.paths, planned.files)
             if planned.shm:
                 sandbox.mount_shm(self.paths)
-            rootfs = sandbox.pause_rootfs(self.paths.state_root)
-            spec = realize(planned.config, {ROOTFS: str(rootfs), POD_DIR: str(self.paths.dir)})
-            proc = sandbox.launch(self.runtime, self.paths, self.rec.sandbox_id, spec)
-            trace("sandbox: runtime started")
+            if planned.pause:
+                rootfs = sandbox.pause_rootfs(self.paths.state_root)
+                spec = realize(planned.config, {ROOTFS: str(rootfs), POD_DIR: str(self.paths.dir)})
+                proc = sandbox.launch(self.runtime, self.paths, self.rec.sandbox_id, spec)
+                trace("sandbox: runtime started")
+            else:
+                from podsec.runtime.pinns import pin_namespaces
+
+                p = planned.pinned
+                pin_namespaces(self.paths.dir / "ns", net=p["net"], ipc=p["ipc"], uts=p["uts"],
+                               host_pid="pid" in p, hostname=planned.hostname, sysctls=planned.sysctls)
+                trace("sandbox: namespaces pinned")
         except PodsecError as e:
             self._sandbox_failed(e.message)
             return False
@@ -674,14 +684,18 @@ class PodRunner:
             self._prepare_ahead()
             trace("containers prepared")
         except PodsecError as e:
-            with contextlib.suppress(PodsecError):
-                self.sandbox = sandbox.wait_started(self.runtime, self.paths, self.rec.sandbox_id, proc)
+            if proc is not None:
+                with contextlib.suppress(PodsecError):
+                    self.sandbox = sandbox.wait_started(self.runtime, self.paths, self.rec.sandbox_id, proc)
             if self.abandoned:
                 raise
             self.rec.message = e.message
             self.rec.event("Warning", "FailedMount", f"Unable to attach or mount volumes: {e.message}")
             self.save()
             return False
+        if proc is None:
+            self.ns_dir = str(self.paths.dir / "ns")
+            return True
         try:
             self.sandbox = sandbox.wait_started(self.runtime, self.paths, self.rec.sandbox_id, proc)
             trace(f"sandbox pid {self.sandbox.pid}")
@@ -691,6 +705,7 @@ class PodRunner:
             self._sandbox_failed(e.message)
             return False
         self.rec.sandbox_pid = self.sandbox.pid
+        self.ns_dir = f"/proc/{self.sandbox.pid}/ns"
         return True
 
     # -- stopping ------------------------------------------------------------------------------

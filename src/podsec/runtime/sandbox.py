@@ -35,11 +35,47 @@ _PID_WAIT = 30.0
 # -- the shared pause rootfs ---------------------------------------------------------------------
 
 
+PAUSE_CODE = bytes.fromhex(
+    "bfffffffff"      # loop: mov edi, -1            wait4(-1, NULL, 0, NULL): reap any child
+    "31f6" "31d2"     #       xor esi, esi; xor edx, edx
+    "4531d2"          #       xor r10d, r10d
+    "b83d000000"      #       mov eax, 61 (wait4)
+    "0f05"            #       syscall
+    "4885c0"          #       test rax, rax
+    "79e8"            #       jns loop                 a child was reaped: wait for the next
+    "488d3d11000000"  #       lea rdi, [rip+ts]        no child (ECHILD): sleep a second
+    "31f6"            #       xor esi, esi
+    "b823000000"      #       mov eax, 35 (nanosleep)
+    "0f05"            #       syscall
+    "ebd6"            #       jmp loop
+    "000000000000"    #       (pad)
+    "0100000000000000" "0000000000000000"  # ts: {1 s, 0 ns}
+)
+"""x86-64 machine code of ``/pause``: PID 1 of a shared PID namespace that reaps orphans, like the
+Kubernetes pause container (which also exits on SIGINT/SIGTERM; podsec stops it with SIGKILL)."""
+
+
+def pause_binary() -> bytes | None:
+    """A static ELF executable of :data:`PAUSE_CODE` (no libc, 184 bytes); None on other machines."""
+    import struct
+
+    if os.uname().machine != "x86_64":
+        return None
+    base, header = 0x400000, 64 + 56
+    size = header + len(PAUSE_CODE)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 0x3E, 1, base + header, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    return ehdr + phdr + PAUSE_CODE
+
+
 def pause_rootfs(state_root: Path) -> Path:
-    """``<state>/pause/rootfs``, built once (atomically) and then only read by every sandbox."""
+    """``<state>/pause/rootfs``, built once (atomically) and then only read by every sandbox: ``/pause``
+    (x86-64), and a static busybox with ``/bin/sleep`` (what runs as the sandbox elsewhere)."""
     final = state_root / "pause"
     rootfs = final / "rootfs"
-    if (rootfs / "bin" / "sleep").is_symlink():
+    pause = pause_binary()
+    if (rootfs / "bin" / "sleep").is_symlink() and (pause is None or (rootfs / "pause").is_file()):
         return rootfs
     if not BUSYBOX.is_file():
         raise RuntimeFailure(f"{BUSYBOX} (a static busybox) is needed for the pod sandbox")
@@ -54,8 +90,16 @@ def pause_rootfs(state_root: Path) -> Path:
         shutil.copy2(BUSYBOX, root / "bin" / "busybox")
         os.chmod(root / "bin" / "busybox", 0o755)
         (root / "bin" / "sleep").symlink_to("busybox")
+        if pause is not None:
+            (root / "pause").write_bytes(pause)
+            os.chmod(root / "pause", 0o755)
         (root / "etc" / "resolv.conf").touch(0o644)  # mount point: the pause root is read-only
         os.chmod(tmp, 0o755)
+        if final.exists():  # an older build without /pause: replaced (no sandbox runs from it now?)
+            old = state_root / f".pause-old-{os.getpid()}"
+            with contextlib.suppress(OSError):
+                os.rename(final, old)
+                shutil.rmtree(old, ignore_errors=True)
         try:
             os.rename(tmp, final)
         except OSError:
