@@ -1,6 +1,6 @@
 """Benchmark ``podsec run --rm`` of a one-container pod against its floor and a peer, side by side.
 
-Usage: python bench/run.py [-n 20] [--no-podman] [--keep]
+Usage: python bench/run.py [-n 20] [--no-podman] [--keep] [--baseline-src DIR]
 
 Three ways to run the same thing (the conformance fixture image, command ``true``), N times each,
 interleaved so machine noise hits all of them alike; whole processes are timed, start to exit:
@@ -12,6 +12,9 @@ interleaved so machine noise hits all of them alike; whole processes are timed, 
   (the image is copied into podman's storage with skopeo first; skipped with a note if that fails).
   podman asks for RLIMIT_NOFILE/NPROC above a hard limit a host without CAP_SYS_RESOURCE allows; a
   private containers.conf sets lower limits and selects runc.
+
+``--baseline-src DIR`` adds a fourth, ``podsec`` from another source tree (e.g. ``git worktree add`` of the
+previous commit, its ``src``), so a change is measured before/after side by side, with the same store.
 
 Prints medians, p90s and the ratios (goals: podsec <= runc + 100 ms, >= 3x faster than podman).
 Python's bytecode cache is allowed for podsec (``PYTHONDONTWRITEBYTECODE`` is dropped), as for a user.
@@ -126,6 +129,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=20, help="repetitions of each (default 20)")
     ap.add_argument("--no-podman", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--baseline-src", metavar="DIR", help="also time podsec imported from DIR (a src directory)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/run.py needs root (runc)", file=sys.stderr)
@@ -149,10 +153,18 @@ def main() -> int:
         podman = None if args.no_podman else setup_podman(work, layout)
 
         results: dict[str, list[float]] = {"podsec run --rm": [], "runc run (floor)": []}
+        base_env = None
+        if args.baseline_src:
+            base_env = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
+            for _ in range(2):  # its bytecode caches
+                timed(podsec_cmd, base_env)
+            results["baseline podsec"] = []
         if podman:
             results["podman kube play"] = []
         for i in range(args.n):
             results["podsec run --rm"].append(timed(podsec_cmd, env))
+            if base_env is not None:
+                results["baseline podsec"].append(timed(podsec_cmd, base_env))
             results["runc run (floor)"].append(
                 timed(["runc", "run", "--bundle", str(bundle), f"podsec-bench-{os.getpid()}-{i}"], env)
             )
@@ -167,6 +179,9 @@ def main() -> int:
             print(line)
         over = medians["podsec run --rm"] - medians["runc run (floor)"]
         print(f"podsec - runc:          {over:8.1f} ms   (goal <= 100 ms){'  OK' if over <= 100 else ''}")
+        if base_env is not None:
+            gain = medians["baseline podsec"] - medians["podsec run --rm"]
+            print(f"baseline - podsec:      {gain:8.1f} ms   (the change, side by side)")
         if podman:
             ratio = medians["podman kube play"] / medians["podsec run --rm"]
             print(f"podman / podsec:        {ratio:8.2f} x    (goal >= 3x){'  OK' if ratio >= 3 else ''}")

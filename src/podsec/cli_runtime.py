@@ -584,7 +584,7 @@ def logs(ctx: click.Context, pod: str, container: str | None, follow: bool, name
 def _delete_one(ctx: click.Context, paths: Any, record: Any, grace: float | None) -> None:
     from podsec.runtime import state
     from podsec.runtime.cleanup import cleanup_pod
-    from podsec.runtime.lifecycle import grace_period
+    from podsec.runtime.records import grace_period
 
     if record is not None and not record.released and state.owner_alive(record):
         if grace is not None:

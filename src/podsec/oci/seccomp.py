@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from podsec.errors import RuntimeFailure
@@ -22,10 +21,14 @@ ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
 
 
+DATA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "seccomp_default.json")
+"""Read straight from the package directory: ``importlib.resources`` costs ``run`` ~5 ms of imports."""
+
+
 @cache
 def _profile_data() -> dict[str, Any]:
-    text = resources.files("podsec").joinpath("data/seccomp_default.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    with open(DATA_FILE, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:

@@ -30,32 +30,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from podsec.downward import ObjectStore
 from podsec.errors import PodsecError, RuntimeFailure
-from podsec.image.model import ImageInfo
-from podsec.model import ResolvedContainer, ResolvedPod
 from podsec.plan import POD_DIR, ROOTFS, SANDBOX_NS, ContainerRun, realize
 from podsec.resolve import format_pod, resolve_pod
 from podsec.runtime import sandbox, state
+from podsec.runtime.backoff import Backoff
 from podsec.runtime.cleanup import CleanupReport, release_mounts, remove_dir
+from podsec.runtime.context import PodContext, node_of, open_pod
 from podsec.runtime.logs import LogStreamer, wait_readable
 from podsec.runtime.ociruntime import OCIRuntime, signal_pid
+from podsec.runtime.records import PodExists, create_pod_dir, grace_period, new_record
 from podsec.runtime.state import ContainerStatus, PodPaths, PodRecord
 from podsec.runtime.status import go_duration, pod_phase
 from podsec.runtime.volumes import NoVolumes, PodVolumesLike
 from podsec.runtime.volumes import prepare as prepare_volumes
 
 if TYPE_CHECKING:
-    from podsec.plan import NodeFacts, PodPlan, SandboxRun
+    pass
 
-BACKOFF_ENV = "PODSEC_BACKOFF_SECONDS"
-DEFAULT_BACKOFF = 10.0
-BACKOFF_CAP_FACTOR = 30
-DEFAULT_GRACE = 30
 TERMINATION_MESSAGE_LIMIT = 4096
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
@@ -86,145 +81,6 @@ class _StartError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-class Backoff:
-    """client-go ``flowcontrol.Backoff`` as the kubelet uses it for container restarts (no jitter)."""
-
-    def __init__(self, initial: float) -> None:
-        self.initial = initial
-        self.maximum = initial * BACKOFF_CAP_FACTOR
-        self.entries: dict[str, tuple[float, float]] = {}
-
-    @classmethod
-    def from_env(cls) -> Backoff:
-        try:
-            initial = float(os.environ.get(BACKOFF_ENV, DEFAULT_BACKOFF))
-        except ValueError:
-            initial = DEFAULT_BACKOFF
-        return cls(max(initial, 0.0))
-
-    def _expired(self, event: float, last: float) -> bool:
-        return event - last > 2 * self.maximum
-
-    def wait_until(self, key: str, finished_at: float, now: float) -> float | None:
-        """The time the restart may happen, or None when it may happen now (``IsInBackOffSince``)."""
-        entry = self.entries.get(key)
-        if entry is None or self._expired(finished_at, entry[1]):
-            return None
-        return finished_at + entry[0] if now - finished_at < entry[0] else None
-
-    def current(self, key: str) -> float:
-        return self.entries.get(key, (self.initial, 0.0))[0]
-
-    def next(self, key: str, finished_at: float, now: float) -> None:
-        entry = self.entries.get(key)
-        if entry is None or self._expired(finished_at, entry[1]):
-            delay = self.initial
-        else:
-            delay = min(entry[0] * 2, self.maximum)
-        self.entries[key] = (delay, now)
-
-
-@dataclass(slots=True)
-class PodContext:
-    """Everything the loop needs, derived from ``pod.json`` (so the supervisor can rebuild it)."""
-
-    paths: PodPaths
-    record: PodRecord
-    store: Any  # podsec.image.store.ImageStore (imported lazily)
-    resolved: ResolvedPod
-    images: dict[str, ImageInfo]
-    objects: ObjectStore
-    plan: PodPlan
-
-    def container_spec(self, name: str) -> dict:
-        for key in ("initContainers", "containers"):
-            for c in self.record.spec.get(key) or ():
-                if isinstance(c, dict) and c.get("name") == name:
-                    return c
-        raise KeyError(name)
-
-    def resolved_container(self, name: str) -> ResolvedContainer:
-        for c in self.resolved.containers:
-            if c.name == name and c.kind in ("init", "container"):
-                return c
-        raise KeyError(name)
-
-
-def node_of(paths: PodPaths, record: PodRecord) -> NodeFacts:
-    """The node as the pod's record knows it (its name and IP were fixed when the pod was created)."""
-    from podsec.plan.node import node_facts
-
-    facts = node_facts(paths.dir, ip=record.host_ip or None)
-    if record.node_name and record.node_name != facts.name:
-        from dataclasses import replace
-
-        facts = replace(facts, name=record.node_name)
-    return facts
-
-
-def open_pod(paths: PodPaths, record: PodRecord, store: Any = None, node: NodeFacts | None = None,
-             sandbox_run: SandboxRun | None = None) -> PodContext:
-    """Re-resolve a recorded pod against the image store, as the kubelet does on every sync, and plan it."""
-    from podsec.features import gates_from
-    from podsec.plan import plan_pod
-
-    if store is None:
-        from podsec.image.store import ImageStore
-
-        store = ImageStore(Path(record.image_root))
-    images: dict[str, ImageInfo] = {}
-    by_ref: dict[str, ImageInfo] = {}
-    for key in ("initContainers", "containers"):
-        for c in record.spec.get(key) or ():
-            ref = c.get("image") if isinstance(c, dict) else None
-            if isinstance(ref, str) and ref:
-                if ref not in by_ref:
-                    by_ref[ref] = store.info(ref)
-                images[str(c.get("name"))] = by_ref[ref]
-    for c in record.containers:
-        if c.name in images:
-            c.image_id = images[c.name].config_digest
-    resolved = resolve_pod(record.metadata, record.spec, by_ref.get)
-    record.resolved = resolved_summary(resolved)
-    if node is None:
-        node = node_of(paths, record)
-    if not record.host_ip:
-        record.host_ip = node.ip
-    gates = gates_from(record.feature_gates)
-    plan = plan_pod(resolved, record.metadata, record.spec, images, record.objects, node,
-                    volume_dirs=record.volume_dirs, gates=gates.enabled, sandbox=sandbox_run)
-    objects = ObjectStore(record.objects)
-    return PodContext(paths, record, store, resolved, images, objects, plan)
-
-
-def resolved_summary(pod: ResolvedPod) -> dict[str, Any]:
-    """Per container, what ``describe`` shows of the effective security settings."""
-    out: dict[str, Any] = {}
-    for c in pod.containers:
-        ident = c.identity
-        out[c.name] = {
-            "uid": ident.uid,
-            "gid": ident.gid,
-            "groups": list(ident.groups or ()),
-            "capabilities": list(c.capabilities.bounding),
-            "effective": list(c.capabilities.effective),
-            "privileged": c.privileged,
-            "allowPrivilegeEscalation": not c.no_new_privileges,
-            "readOnlyRootFilesystem": c.readonly_rootfs,
-            "seccomp": c.seccomp.type,
-            "runAsNonRoot": c.run_as_non_root.required,
-        }
-    return out
-
-
-def grace_period(record: PodRecord, paths: PodPaths) -> float:
-    """``delete --grace-period`` if one was asked for, else the pod's terminationGracePeriodSeconds."""
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        return float(json.loads(paths.delete_request.read_text())["grace"])
-    value = record.spec.get("terminationGracePeriodSeconds")
-    return float(value) if type(value) is int and value >= 0 else float(DEFAULT_GRACE)
 
 
 class PodRunner:
@@ -808,73 +664,5 @@ class PodRunner:
             os.close(self._wake_w)
 
 
-def new_record(metadata: dict, spec: dict, objects: list[dict], *, image_root: str, runtime: str,
-               volume_dirs: dict[str, str], mode: str, node_name: str,
-               feature_gates: dict[str, bool] | None = None) -> PodRecord:
-    """A fresh record for a validated pod: uid filled in, every container waiting."""
-    from podsec.plan.node import node_ip
-    from podsec.plan.sandbox import POD_IP
-
-    meta = dict(metadata)
-    meta.setdefault("namespace", "default")
-    meta["uid"] = str(meta.get("uid") or state.new_uid())
-    host_network = spec.get("hostNetwork") is True
-    record = PodRecord(
-        name=str(meta.get("name")),
-        namespace=str(meta["namespace"]),
-        uid=meta["uid"],
-        manifest={"metadata": meta, "spec": spec},
-        objects=objects,
-        image_root=image_root,
-        runtime=runtime,
-        volume_dirs=volume_dirs,
-        feature_gates=dict(feature_gates or {}),
-        mode=mode,
-        node_name=node_name,
-        host_ip=node_ip() if host_network else "",  # else looked up while the sandbox starts
-        pod_ip=node_ip() if host_network else POD_IP,
-    )
-    record.sandbox_id = state.runtime_id(record.uid)
-    has_init = bool(spec.get("initContainers"))
-    default_reason = "PodInitializing" if has_init else "ContainerCreating"
-    for key, kind in (("initContainers", "init"), ("containers", "container")):
-        for c in spec.get(key) or ():
-            name = str(c.get("name"))
-            record.containers.append(
-                ContainerStatus(
-                    name=name,
-                    kind=kind,
-                    image=str(c.get("image") or ""),
-                    runtime_id=state.runtime_id(record.uid, name),
-                    reason=default_reason,
-                )
-            )
-    return record
-
-
-def create_pod_dir(paths: PodPaths, record: PodRecord) -> None:
-    """Claim the pod's name: the directory is created exclusively, then the record written into it."""
-    paths.dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        paths.dir.mkdir(mode=0o711)
-    except FileExistsError:
-        raise PodExists(record.namespace, record.name) from None
-    (paths.dir / "logs").mkdir()
-    state.save(paths, record)
-
-
-class PodExists(PodsecError):
-    """``kubectl``'s AlreadyExists: a pod with this name is already in the state directory."""
-
-    exit_code = 1
-
-    def __init__(self, namespace: str, name: str, why: str = "") -> None:
-        """``why``: what differs from the pod that exists, when ``apply`` knows (e.g. its feature gates)."""
-        super().__init__(
-            f'pods "{name}" already exists in namespace "{namespace}"{" " + why if why else ""} '
-            f"(delete it first: podsec delete {name}{'' if namespace == 'default' else ' -n ' + namespace})"
-        )
-
-
-__all__ = ["Backoff", "PodContext", "PodExists", "PodRunner", "RuntimeFailure", "create_pod_dir", "new_record",
-           "open_pod"]
+__all__ = ["Backoff", "PodContext", "PodExists", "PodRunner", "RuntimeFailure", "create_pod_dir", "grace_period",
+           "new_record", "open_pod", "trace"]
