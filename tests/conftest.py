@@ -97,8 +97,12 @@ def runtime_containers(state: Path) -> list[str]:
     for rt in ("runc", "crun"):
         if shutil.which(rt) is None:
             continue
-        out = subprocess.run([rt, "list", "--format", "json"], capture_output=True, text=True).stdout
-        for entry in json.loads(out or "null") or []:
+        for _ in range(10):  # a container of another session vanishing mid-listing fails the whole list
+            proc = subprocess.run([rt, "list", "--format", "json"], capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
+        assert proc.returncode == 0, f"{rt} list: {proc.stderr}"
+        for entry in json.loads(proc.stdout or "null") or []:
             if str(entry.get("bundle", "")).startswith(str(state)):
                 found.append(f"{rt}:{entry.get('id')}")
     return found

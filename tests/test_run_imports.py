@@ -17,7 +17,7 @@ from conftest import Podsec
 RUN_PATH = frozenset({
     # command line, loading and admission
     "podsec", "podsec.cli", "podsec.errors", "podsec.features", "podsec.logger",
-    "podsec.manifest", "podsec.manifest.loader", "podsec.manifest.locate",
+    "podsec.manifest", "podsec.manifest.kinds", "podsec.manifest.loader", "podsec.manifest.locate", "podsec.admit",
     "podsec.api", "podsec.api.fielderror", "podsec.api.types", "podsec.api.validation",
     "podsec.runtime", "podsec.runtime.admission", "podsec.runtime.run",
     # resolve and plan
@@ -29,8 +29,8 @@ RUN_PATH = frozenset({
     "podsec.image", "podsec.image.fsutil", "podsec.image.model", "podsec.image.passwd",
     "podsec.image.reference", "podsec.image.store",
     # executing the plan
-    "podsec.runtime.cleanup", "podsec.runtime.lifecycle", "podsec.runtime.logs", "podsec.runtime.ociruntime",
-    "podsec.runtime.pinns", "podsec.runtime.rootfs", "podsec.runtime.sandbox", "podsec.runtime.state",
+    "podsec.runtime.backoff", "podsec.runtime.cleanup", "podsec.runtime.context", "podsec.runtime.lifecycle", "podsec.runtime.logs", "podsec.runtime.ociruntime",
+    "podsec.runtime.pinns", "podsec.runtime.records", "podsec.runtime.rootfs", "podsec.runtime.sandbox", "podsec.runtime.state",
     "podsec.runtime.status", "podsec.runtime.volumes", "podsec.volumes", "podsec.volumes.mounts",
 })
 """Everything a pod without volumes, PUID/PGID image or shared PID namespace needs."""
