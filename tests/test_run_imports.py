@@ -27,7 +27,8 @@ RUN_PATH = frozenset({
     "podsec.oci.spec", "podsec.oci.steps",
     # images: the index and the rootfs cache
     "podsec.image", "podsec.image.fsutil", "podsec.image.model", "podsec.image.passwd",
-    "podsec.image.reference", "podsec.image.store",
+    "podsec.image.reference", "podsec.image.store", "podsec.image.layout", "podsec.image.index",
+    "podsec.image.rootfs_cache", "podsec.image.archive", "podsec.image.pull",
     # executing the plan
     "podsec.runtime.backoff", "podsec.runtime.cleanup", "podsec.runtime.context", "podsec.runtime.lifecycle", "podsec.runtime.logs", "podsec.runtime.ociruntime",
     "podsec.runtime.pinns", "podsec.runtime.records", "podsec.runtime.rootfs", "podsec.runtime.sandbox", "podsec.runtime.state",
@@ -36,7 +37,7 @@ RUN_PATH = frozenset({
 """Everything a pod without volumes, PUID/PGID image or shared PID namespace needs."""
 
 NEVER = frozenset({
-    "yaml", "fractions", "decimal", "importlib.resources", "asyncio", "podsec.volumes.setup",
+    "yaml", "fractions", "decimal", "importlib.resources", "asyncio", "tempfile", "podsec.volumes.setup",
     "podsec.volumes.plan", "podsec.volumes.ownership", "podsec.puid", "podsec.check", "podsec.policy",
     "podsec.image.unpack", "podsec.trace", "podsec.perms", "podsec.fix", "podsec.report",
 })
