@@ -1,11 +1,11 @@
-"""The pod sandbox: a "pause" container that owns the pod's namespaces, like containerd's RunPodSandbox.
+"""The pod sandbox on the host: the pause container of a pod that shares its PID namespace, the files every
+container binds, and the pod's /dev/shm (the plan decides all of it: :func:`podsec.plan.plan_sandbox`).
 
-* Its rootfs is a tiny read-only directory shared by every pod (``<state>/pause/rootfs``: a copy of the
-  static ``/bin/busybox`` and ``/bin/sleep -> busybox``); it runs ``sleep infinity``. So ``ps`` in a pod
-  with ``shareProcessNamespace`` shows PID 1 as ``sleep infinity`` where a cluster shows ``/pause``.
-* Its spec comes from :func:`podsec.oci.build_sandbox_spec`: a new network namespace (only ``lo``), IPC,
-  UTS (hostname = pod name) and PID namespaces, the host's for hostNetwork/hostIPC/hostPID; the pod's
-  sysctls are written by the runtime inside it.
+* The pause rootfs is a tiny read-only directory shared by every pod (``<state>/pause/rootfs``): podsec's
+  ``/pause`` (x86-64; PID 1 that reaps orphans, so ``ps`` shows ``/pause`` as on a node), and a copy of the
+  static ``/bin/busybox`` with ``/bin/sleep`` (the sandbox process on other machines).
+* A pod that does not share its PID namespace has no pause container: :mod:`podsec.runtime.pinns` pins
+  its namespaces instead.
 * Per pod: ``/dev/shm`` is a 64Mi tmpfs shared by the containers, and the kubelet/containerd files
   ``/etc/hosts`` (kubelet format, pod IP 127.0.0.1 as there is no CNI), ``/etc/hostname`` and
   ``/etc/resolv.conf`` (from the host's, as dnsPolicy Default/ClusterFirst without cluster DNS).
