@@ -18,7 +18,8 @@ RUN_PATH = frozenset({
     # command line, loading and admission
     "podsec", "podsec.cli", "podsec.errors", "podsec.features", "podsec.logger",
     "podsec.manifest", "podsec.manifest.kinds", "podsec.manifest.loader", "podsec.manifest.locate", "podsec.admit",
-    "podsec.api", "podsec.api.fielderror", "podsec.api.types", "podsec.api.validation",
+    "podsec.api", "podsec.api.defaults", "podsec.api.fielderror", "podsec.api.strict", "podsec.api.types",
+    "podsec.api.validation",
     "podsec.runtime", "podsec.runtime.admission", "podsec.runtime.run",
     # resolve and plan
     "podsec.model", "podsec.resolve", "podsec.downward", "podsec.puid_spec",

@@ -434,6 +434,17 @@ class PodRunner:
             os.close(fd)
         c.pid = None
 
+    def pod_net_pid(self) -> int | None:
+        """A process in the pod's network namespace: the pause process, else a running container's (the
+        namespace itself is pinned by a mount, which ``/proc/PID/net`` cannot be read through)."""
+        if self.sandbox is not None:
+            return self.sandbox.pid
+        for name in self.procs:
+            pid = self._pid(self.rec.container(name))
+            if pid is not None:
+                return pid
+        return None
+
     def _pid(self, c: ContainerStatus) -> int | None:
         if c.pid is None:
             with contextlib.suppress(OSError, ValueError):

@@ -223,9 +223,10 @@ class TraceRunner(PodRunner):
     def before_stop(self) -> None:
         """What the still-running containers wrote so far (a clean exit may remove it again), and the ports the
         pod listens on."""
-        if self.sandbox is not None and self.procs:
+        pid = self.pod_net_pid() if self.procs else None
+        if pid is not None:
             try:
-                self.listening = listening(self.sandbox.pid)
+                self.listening = listening(pid)
             except Exception as e:
                 self._note(next(iter(self.procs)), f"podsec trace could not read the pod's sockets: {e}")
         for name in list(self.procs):

@@ -1,8 +1,8 @@
 """TCP ports a pod listens on, read from the host side of its network namespace.
 
-``/proc/PID/net/tcp`` (and ``tcp6``) list the sockets of the network namespace PID lives in, so the pod's
-sandbox pid is enough: no tool in the image, no ``nsenter``. A server "runs as well as before" only when it
-still listens where it did.
+``/proc/PID/net/tcp`` (and ``tcp6``) list the sockets of the network namespace PID lives in, so one pid in
+the pod (the pause process, or any running container's) is enough: no tool in the image, no ``nsenter``.
+A server "runs as well as before" only when it still listens where it did.
 """
 
 from __future__ import annotations
