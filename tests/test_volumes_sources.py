@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from podsec.errors import InputError
+from podsec.quantity import parse_quantity, quantity_value
 from podsec.volumes.atomic_writer import FileProjection
 from podsec.volumes.emptydir import memory_volume_size, pod_memory_limit
-from podsec.volumes.quantity import parse_quantity, quantity_value
 from podsec.volumes.sources import (
     NodeInfo,
     ObjectStore,

@@ -225,9 +225,9 @@ def strict_findings(admitted: AdmittedPod) -> list[Finding]:
 def env_sources(config_objects: list[dict], namespace: str) -> Callable[[str, str], Any]:
     """ConfigMaps/Secrets in the same input, for PUID/PGID from ``envFrom``/``valueFrom``; one not given here may
     still exist in the cluster, so it is unknown (``None``), not absent."""
-    from podsec.runtime.process import Objects
+    from podsec.downward import ObjectStore
 
-    return Objects.from_documents(config_objects).env_sources(namespace, missing_is_absent=False)
+    return ObjectStore(config_objects).env_sources(namespace, missing_is_absent=False)
 
 
 def pod_facts(spec: dict, pod: ResolvedPod, feature_gates: frozenset[str], images: ImageLookup | None,

@@ -12,7 +12,7 @@ The rules, where two older copies disagreed, are the kubelet's:
   sorted, values in Go quoting (env used to print them unquoted);
 * a ConfigMap/Secret document without ``metadata.namespace`` lives in the pod's namespace, whatever it is
   (``kubectl apply -f`` puts both in the current namespace); one with another namespace is not found;
-* resource quantities are parsed exactly (:mod:`podsec.volumes.quantity`); unset limits are the node's
+* resource quantities are parsed exactly (:mod:`podsec.quantity`); unset limits are the node's
   allocatable (:class:`NodeInfo`, this host), unset requests the limit, else 0.
 """
 
@@ -124,7 +124,7 @@ def find_container(spec: Mapping[str, Any], name: object) -> Mapping[str, Any] |
 def resource_value(container: Mapping[str, Any], resource: str, divisor: object, node: NodeInfo) -> str:
     """kubelet ``ExtractContainerResourceValue`` after ``MergeContainerResourceLimits`` with the node's
     allocatable: CPU rounds ``ceil(milli / divisor milli)``, everything else ``ceil(value / divisor)``."""
-    from podsec.volumes.quantity import parse_quantity  # fractions: only for pods that ask
+    from podsec.quantity import parse_quantity  # fractions: only for pods that ask
 
     div = parse_quantity(divisor if divisor not in (None, "") else "1")
     if div <= 0:

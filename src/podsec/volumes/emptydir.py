@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from podsec.errors import InputError, RuntimeFailure
+from podsec.quantity import quantity_value
 from podsec.volumes import mounts
-from podsec.volumes.quantity import quantity_value
 
 EMPTY_DIR_MODE = 0o777
 MEDIUM_DEFAULT = ""
