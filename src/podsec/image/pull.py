@@ -31,7 +31,6 @@ from podsec.image.layout import (
 )
 from podsec.image.reference import normalize, parse
 
-
 PULL_TRANSPORTS = ("docker", "containers-storage", "docker-daemon", "oci", "oci-archive", "docker-archive")
 
 

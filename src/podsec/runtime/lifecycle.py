@@ -540,6 +540,7 @@ class PodRunner:
                 if self._ctx is None:
                     self._ctx = open_pod(self.paths, self.rec, self.store, node, planned)
                     self._announce_puid(self._ctx)
+                    self._warn_host_changes(self._ctx)
                 ctx = self._ctx
             except PodsecError:
                 self.abandoned = True  # e.g. an image that is not in the store: the pod never existed
