@@ -24,7 +24,7 @@ RUN_PATH = frozenset({
     # resolve and plan
     "podsec.model", "podsec.resolve", "podsec.downward", "podsec.puid_spec",
     "podsec.plan", "podsec.plan.node", "podsec.plan.pod", "podsec.plan.process", "podsec.plan.sandbox",
-    "podsec.oci", "podsec.oci.caps", "podsec.oci.mounts", "podsec.oci.plan", "podsec.oci.seccomp",
+    "podsec.oci", "podsec.oci.caps", "podsec.oci.hostcaps", "podsec.oci.mounts", "podsec.oci.plan", "podsec.oci.seccomp",
     "podsec.oci.spec", "podsec.oci.steps",
     # images: the index and the rootfs cache
     "podsec.image", "podsec.image.fsutil", "podsec.image.model", "podsec.image.passwd",
