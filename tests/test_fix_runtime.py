@@ -32,6 +32,8 @@ spec:
       echo hi > /tmp/scratch && cat /tmp/scratch
       grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
       awk '$2 == "/" { split($4, o, ","); print "root:", o[1] }' /proc/mounts
+      httpd -f -p 80 -h /tmp & sleep 0.5
+      netstat -ltn | grep -q ':80 .*LISTEN' && echo "port 80: listening"; kill $! 2>/dev/null
     ports:
     - containerPort: 80
     securityContext:
@@ -65,7 +67,7 @@ def test_fixed_pod_passes_restricted_and_still_runs_as_non_root(podsec: Podsec, 
     assert fix.returncode == 0, fix.stderr
     assert f'{app}:9: Pod/fixme: container "main": allowPrivilegeEscalation: false, runAsUser: 65532 (image ' \
            "podsec-fixture:root runs as root), capabilities.drop: [ALL], removed capabilities.add NET_ADMIN " \
-           "(restricted allows only NET_BIND_SERVICE), capabilities.add: [NET_BIND_SERVICE] (port 80)" \
+           "(restricted allows only NET_BIND_SERVICE)" \
            in fix.stderr.splitlines()
     fixed = tmp_path / "fixed.yaml"
     fixed.write_text(fix.stdout)
@@ -80,8 +82,9 @@ def test_fixed_pod_passes_restricted_and_still_runs_as_non_root(podsec: Podsec, 
     main, web = lines(run.stdout, "main"), lines(run.stdout, "web")
     assert main[0] == "uid=65532 gid=0(root) groups=0(root)"
     assert main[1] == "hi"
-    assert main[2:5] == ["CapBnd:\t0000000000000400", "NoNewPrivs:\t1", "Seccomp:\t2"]  # only NET_BIND_SERVICE
+    assert main[2:5] == ["CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"]  # nothing added back
     assert main[5] == "root: rw"  # no --trace: the root filesystem is left writable
+    assert main[6] == "port 80: listening"  # uid 65532 without NET_BIND_SERVICE: the pod's ip_unprivileged_port_start
     assert web == ["uid=101(web) gid=101(web) groups=101(web),5000(extra)", "ok"]
 
 

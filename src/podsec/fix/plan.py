@@ -9,8 +9,10 @@ app working and never loosen anything:
   distroless images, not in typical ``/etc/passwd`` files). It goes at pod level when every
   container that would inherit it needs the same uid.
 - ``allowPrivilegeEscalation: false``; ``capabilities.drop: [ALL]``; every ``capabilities.add`` that
-  restricted forbids is removed; ``NET_BIND_SERVICE`` is kept (or added back) where a containerPort
-  below 1024 needs it and the container had it before.
+  restricted forbids is removed. ``NET_BIND_SERVICE`` is never added: for the non-root user the plan
+  ensures it is only in the bounding set (never effective, and no_new_privs stops file capabilities), and
+  ports below 1024 bind without it because containerd sets ``net.ipv4.ip_unprivileged_port_start=0`` in
+  the pod's network namespace. An exact ``NET_BIND_SERVICE`` the author wrote is left (restricted allows it).
 - ``seccompProfile: {type: RuntimeDefault}`` at pod level; explicit ``Unconfined`` seccomp and
   AppArmor profiles become ``RuntimeDefault``.
 
@@ -55,6 +57,8 @@ NEEDS_HUMAN = {
 }
 
 _BAD_CAPS_OK = frozenset({"NET_BIND_SERVICE"})
+_NBS_NOT_NEEDED = ("never effective for a non-root user; ports below 1024 bind without it: containerd sets "
+                   "net.ipv4.ip_unprivileged_port_start=0")
 _SECCOMP_OK = ("RuntimeDefault", "Localhost")
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
@@ -312,35 +316,23 @@ class _Planner:
     def capabilities(self, ct: _Container) -> None:
         caps = ct.sc.get("capabilities")
         caps = caps if isinstance(caps, dict) else None
-        low_ports = sorted({p.get("containerPort") for p in ct.c.get("ports") or ()
-                            if isinstance(p, dict) and _int(p.get("containerPort")) is not None
-                            and 0 < p["containerPort"] < 1024})
-        had_nbs = ct.rc is None or "CAP_NET_BIND_SERVICE" in ct.rc.capabilities.bounding or ct.rc.privileged
-        want_nbs = bool(low_ports) and had_nbs
         cpatch = MapPatch()
         what: list[str] = []
         add = caps.get("add") if caps else None
         add = add if isinstance(add, list) else []
-        has_nbs = "NET_BIND_SERVICE" in add
         removed: list[str] = []
+        ineffective: list[str] = []
         seq = SeqPatch()
         for j, a in enumerate(add):
             if a in _BAD_CAPS_OK:
                 continue
-            if (isinstance(a, str) and a.upper().removeprefix("CAP_") == "NET_BIND_SERVICE" and want_nbs
-                    and not has_nbs):
-                seq.items[j] = "NET_BIND_SERVICE"
-                has_nbs = True
-                what.append(f"capabilities.add {a} → NET_BIND_SERVICE")
-                continue
             seq.delete.append(j)
-            removed.append(str(a))
+            nbs = isinstance(a, str) and a.upper().removeprefix("CAP_") == "NET_BIND_SERVICE"
+            (ineffective if nbs else removed).append(str(a))
         if removed:
             what.append(f"removed capabilities.add {', '.join(removed)} (restricted allows only NET_BIND_SERVICE)")
-        ports = ", ".join(str(p) for p in low_ports)
-        if want_nbs and not has_nbs:
-            seq.append.append("NET_BIND_SERVICE")
-            what.append(f"capabilities.add: [NET_BIND_SERVICE] (port {ports})")
+        if ineffective:
+            what.append(f"removed capabilities.add {', '.join(ineffective)} ({_NBS_NOT_NEEDED})")
         drop = caps.get("drop") if caps else None
         if isinstance(drop, list):
             if "ALL" not in drop:
@@ -350,10 +342,10 @@ class _Planner:
         else:
             cpatch.set["drop"] = ["ALL"]
             what.insert(0, "capabilities.drop: [ALL]")
-        if len(seq.delete) == len(add) and add and not seq.append:
+        if add and len(seq.delete) == len(add):
             cpatch.delete.append("add")
         elif seq:
-            cpatch.set["add"] = seq if add else list(seq.append)
+            cpatch.set["add"] = seq
         if cpatch:
             if caps is None:
                 ct.patch = merge(ct.patch, MapPatch(set={"securityContext": MapPatch(
