@@ -51,8 +51,8 @@ def fix(ctx: click.Context, paths: tuple[str, ...], files: tuple[str, ...], show
 
     Sets runAsNonRoot (with a concrete runAsUser where the image's user is root or not numeric),
     allowPrivilegeEscalation: false, capabilities drop ALL (containerd lets pods bind ports below 1024
-    without NET_BIND_SERVICE) and seccomp RuntimeDefault. What only a human can decide (host namespaces, hostPath volumes,
-    privileged, ...) is left as it is and reported. readOnlyRootFilesystem needs --trace: without
+    without NET_BIND_SERVICE) and seccomp RuntimeDefault. What only a human can decide (host namespaces,
+    hostPath volumes, privileged, ...) is left as it is and reported. readOnlyRootFilesystem needs --trace: without
     knowing where the app writes it would break the app.
     """
     from podsec.fix.files import TraceSettings, account_lookup, fix_files, unified_diff, write_atomic
