@@ -23,14 +23,8 @@ import click
 
 from podsec.api.strict import click_option as _validate_option
 from podsec.duration import duration_param
-from podsec.errors import InputError, PodsecError, RuntimeFailure, require_root
+from podsec.errors import InputError, NotFound, RuntimeFailure, require_root
 from podsec.features import click_option as _feature_gates_option
-
-
-class NotFound(PodsecError):
-    """kubectl's NotFound."""
-
-    exit_code = 1
 
 
 def _root(ctx: click.Context) -> str:
@@ -49,43 +43,10 @@ def _store(ctx: click.Context) -> Any:
     return ImageStore(Path(_root(ctx)))
 
 
-def _new_record(req: Any, ctx: click.Context, runtime: str, volume_dirs: dict[str, str], mode: str,
-                gates: Any = None) -> Any:
-    from podsec.runtime.lifecycle import new_record
-
-    return new_record(
-        req.metadata, req.spec, req.objects, image_root=os.path.abspath(_root(ctx)), runtime=runtime,
-        volume_dirs=volume_dirs, mode=mode, node_name=os.uname().nodename,
-        feature_gates=gates.as_dict() if gates is not None else None,
-    )
-
-
-def _warn_dropped(req: Any) -> None:
-    """Say once on stderr which fields the admission dropped (a stock cluster would ignore, or refuse, what
-    the manifest asks for)."""
-    from podsec import features
-
-    dropped = req.dropped
-    for gate in dict.fromkeys(f.gate for f in dropped):
-        msg = features.ignored_message(gate, [f for f in dropped if f.gate == gate])
-        click.echo(f"podsec: warning: pod/{req.name}: {msg}", err=True)
-
-
-def _enabled_gates(gates: Any) -> list[str]:
-    """The gates in force, sorted, from ``--feature-gates`` or a pod record's ``{name: bool}``: they change
-    how the pod runs (fsUser, volume file owners), so ``apply`` counts them as part of the pod."""
-    from podsec import features
-
-    return sorted(features.gates_from(gates).enabled_names)
-
-
 def _paths(ctx: click.Context, namespace: str, name: str) -> Any:
-    from podsec.admit import safe_pod_name
-    from podsec.runtime.state import PodPaths
+    from podsec.runtime.run import pod_paths
 
-    if not safe_pod_name(namespace, name):  # never a path outside the state dir
-        raise NotFound(f'pods "{name}" not found')
-    return PodPaths(_state(ctx), namespace, name)
+    return pod_paths(_state(ctx), namespace, name)
 
 
 def _record(ctx: click.Context, namespace: str, name: str) -> tuple[Any, Any]:
@@ -207,120 +168,16 @@ def run(ctx: click.Context, files: tuple[str, ...], remove: bool, runtime: str, 
     Ctrl-C stops and deletes the pod.
     """
     require_root("run", "it starts containers with runc/crun, mounts and cgroups")
-    from podsec.runtime import admission, lifecycle
+    from podsec.runtime import run as runner
     from podsec.volumes.claims import volume_dir_strings
 
-    lifecycle.trace("run: imported")
-    req = admission.single_pod(files, namespace, feature_gates=feature_gates, field_validation=validate)
-    ctl = req.controller
-    for note in ctl.notes if ctl is not None else ():
-        click.echo(f"podsec: {note}", err=True)
-    _warn_dropped(req)  # the images are checked while the sandbox starts
-    lifecycle.trace("run: admitted")
-    dirs = volume_dir_strings(volume_dir)
-    job = ctl.job if ctl is not None else None
-    if job is None:
-        code = _run_pod(ctx, req, runtime, dirs, feature_gates, remove, timeout)[0]
-    else:
-        code = _run_job(ctx, req, runtime, dirs, feature_gates, remove, timeout)
+    code = runner.run(files, root=_root(ctx), state_dir=_state(ctx), runtime=runtime, gates=feature_gates,
+                      dirs=volume_dir_strings(volume_dir), remove=remove, timeout=timeout, namespace=namespace,
+                      field_validation=validate, err=lambda line: click.echo(line, err=True))
     # Everything is cleaned up and written: skip the interpreter's teardown (~20ms of module cleanup).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _run_pod(ctx: click.Context, req: Any, runtime: str, dirs: dict[str, str], gates: Any, remove: bool,
-             timeout: float | None, backoff_limit: int | None = None) -> tuple[int, str | None, Any]:
-    """Run one pod in the foreground and say how it ended: (exit code, why the runner stopped, record)."""
-    from podsec.runtime import lifecycle, state
-    from podsec.runtime.cleanup import cleanup_pod
-    from podsec.runtime.logs import LogStreamer
-    from podsec.runtime.status import exit_code_of
-
-    record = _new_record(req, ctx, runtime, dirs, "foreground", gates)
-    if req.controller is not None:
-        record.workload = req.controller.workload
-    record.owner_pid = os.getpid()
-    record.owner_start = state.process_start_time(record.owner_pid)
-    paths = _paths(ctx, record.namespace, record.name)
-    lifecycle.create_pod_dir(paths, record)
-    names = [c.name for c in record.containers]
-    sink = LogStreamer({n: paths.log(n) for n in names}, sys.stdout.buffer, prefix=len(names) > 1)
-    if backoff_limit is None:
-        runner = lifecycle.PodRunner(paths, record, sink=sink, timeout=timeout, remove=remove)
-    else:
-        from podsec.runtime.jobs import JobPodRunner
-
-        runner = JobPodRunner(paths, record, sink=sink, timeout=timeout, remove=remove, backoff_limit=backoff_limit)
-    try:
-        runner.run()
-    finally:
-        if runner.report.problems:
-            cleanup_pod(paths, record, remove=remove or runner.abandoned)
-    code, why = exit_code_of(record)
-    if record.sandbox_error:
-        click.echo(f"# error: RunPodSandbox: UNKNOWN: {record.sandbox_error}", err=True)
-    elif why:
-        click.echo(f"podsec: {why}", err=True)
-    if runner.stop_reason == "timeout":
-        code = 124
-    elif runner.stop_reason == "interrupt":
-        code = 130
-    elif runner.stop_reason == "delete":
-        click.echo(f'podsec: pod "{record.name}" was deleted', err=True)
-    elif runner.stop_reason == "sandbox":
-        click.echo(f"podsec: {record.message}", err=True)
-        code = code or 1
-    if runner.stop_reason == "timeout" and backoff_limit is None:
-        click.echo(f"podsec: pod {record.name} stopped after --timeout {timeout:g}s", err=True)
-    return code, runner.stop_reason, record
-
-
-def _run_job(ctx: click.Context, req: Any, runtime: str, dirs: dict[str, str], gates: Any, remove: bool,
-             timeout: float | None) -> int:
-    """A Job as its controller runs it: a new pod after each failure until ``backoffLimit``, all within
-    ``activeDeadlineSeconds``; ``--timeout`` bounds the whole run."""
-    from podsec.runtime import jobs
-    from podsec.runtime.lifecycle import Backoff
-
-    ctl = req.controller
-    job = ctl.job
-    label = f"job.batch/{job.name}"
-    start = time.monotonic()
-    failures = 0
-    on_failure = req.spec.get("restartPolicy") == "OnFailure"
-    while True:
-        left = [x - (time.monotonic() - start) for x in (timeout, job.active_deadline) if x is not None]
-        budget = max(min(left), 0.001) if left else None
-        by_deadline = job.active_deadline is not None and (
-            timeout is None or job.active_deadline <= timeout)
-        code, stop, record = _run_pod(ctx, req, runtime, dirs, gates, remove, budget,
-                                      backoff_limit=job.backoff_limit if on_failure else None)
-        if stop == "timeout":
-            if by_deadline:
-                reason, message = jobs.DEADLINE_EXCEEDED
-                click.echo(f"podsec: {label}: {reason}: {message} ({job.active_deadline:g}s)", err=True)
-                return code if code not in (0, 124) else 1
-            click.echo(f"podsec: {label} stopped after --timeout {timeout:g}s", err=True)
-            return 124
-        if stop is not None or code == 0:
-            return code
-        failures += 1  # with OnFailure the pod fails only once its restarts reached the limit
-        if on_failure or failures > job.backoff_limit:
-            reason, message = jobs.BACKOFF_LIMIT_EXCEEDED
-            click.echo(f"podsec: {label}: {reason}: {message} (backoffLimit: {job.backoff_limit})", err=True)
-            return code
-        delay = jobs.retry_delay(failures, Backoff.from_env().initial)
-        req.metadata = ctl.retry_metadata()
-        click.echo(f"podsec: {label}: pod {record.name} failed (exit code {code}); starting pod "
-                   f"{req.metadata['name']} in {delay:g}s (failure {failures}, backoffLimit: {job.backoff_limit})",
-                   err=True)
-        if job.active_deadline is not None and time.monotonic() - start + delay >= job.active_deadline:
-            time.sleep(max(job.active_deadline - (time.monotonic() - start), 0))
-            reason, message = jobs.DEADLINE_EXCEEDED
-            click.echo(f"podsec: {label}: {reason}: {message} ({job.active_deadline:g}s)", err=True)
-            return code
-        time.sleep(delay)
 
 
 @click.command()
@@ -335,72 +192,12 @@ def apply(ctx: click.Context, files: tuple[str, ...], runtime: str, volume_dir: 
           namespace: str | None, validate: str, feature_gates: Any) -> None:
     """Start pods detached: a supervisor per pod runs (and restarts) its containers."""
     require_root("apply", "it starts containers with runc/crun, mounts and cgroups")
-    import subprocess
-
-    from podsec.runtime import admission, lifecycle, state
+    from podsec.runtime import run as runner
     from podsec.volumes.claims import volume_dir_strings
 
-    reqs = admission.load_pods(files, namespace, feature_gates=feature_gates, field_validation=validate)
-    if not reqs:
-        raise InputError("no Pod in the files", file=", ".join(files))
-    store = _store(ctx)
-    for req in reqs:
-        _warn_dropped(req)
-        admission.check_images(req, store)
-    dirs = volume_dir_strings(volume_dir)
-    for req in reqs:
-        ctl = req.controller
-        what = ctl.resource if ctl is not None else f"pod/{req.name}"
-        for note in ctl.notes if ctl is not None else ():
-            click.echo(f"podsec: {note}", err=True)
-        with state.apply_lock(_state(ctx)):  # parallel applies of one pod: one creates, the rest see it
-            if ctl is not None:
-                found = state.workload_pods(_state(ctx), req.namespace, ctl.workload)
-                existing = found[-1][1] if found else None
-            else:
-                existing = state.load(_paths(ctx, req.namespace, req.name))
-            if existing is not None:
-                gates_then = _enabled_gates(existing.feature_gates)
-                gates_now = _enabled_gates(feature_gates)
-                same = existing.manifest.get("spec") == req.spec and gates_then == gates_now
-                if same and not existing.deleting:
-                    click.echo(f"{what} unchanged")
-                    continue
-                why = "" if gates_then == gates_now else (
-                    f"with other feature gates (it has: {', '.join(gates_then) or 'none'}; "
-                    f"asked for: {', '.join(gates_now) or 'none'})")
-                if ctl is not None:
-                    why = f"(made from {ctl.resource}, whose template differs) {why}".rstrip()
-                raise lifecycle.PodExists(existing.namespace, existing.name, why)
-            paths = _paths(ctx, req.namespace, req.name)
-            record = _new_record(req, ctx, runtime, dirs, "detached", feature_gates)
-            if ctl is not None:
-                record.workload = ctl.workload
-            lifecycle.create_pod_dir(paths, record)
-        with open(paths.supervisor_log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "podsec.runtime.supervisor", str(paths.dir)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, close_fds=True,
-            )
-        _wait_registered(paths, proc)
-        click.echo(f"{what} created")
-
-
-def _wait_registered(paths: Any, proc: Any, timeout: float = 30.0) -> None:
-    """Return once the supervisor owns the pod (so a ``delete`` right after knows whom to stop)."""
-    from podsec.runtime import state
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        rec = state.load(paths)
-        if rec is not None and (rec.owner_pid == proc.pid or rec.released):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.005)
-    rec = state.load(paths)
-    if rec is None or not (rec.owner_pid == proc.pid or rec.released):
-        raise RuntimeFailure(f"the pod supervisor did not start; see {paths.supervisor_log}")
+    runner.apply(files, root=_root(ctx), state_dir=_state(ctx), runtime=runtime, gates=feature_gates,
+                 dirs=volume_dir_strings(volume_dir), namespace=namespace, field_validation=validate,
+                 out=click.echo, err=lambda line: click.echo(line, err=True))
 
 
 # -- get / describe ----------------------------------------------------------------------------------

@@ -90,3 +90,8 @@ def require_root(command: str, why: str) -> None:
     if os.geteuid() != 0:
         raise NeedsRoot(f"{command} needs root ({why}); run it as root (sudo podsec {command} …)")
 
+
+class NotFound(PodsecError):
+    """kubectl's NotFound (a pod or container that is not there)."""
+
+    exit_code = 1
