@@ -141,6 +141,8 @@ def _collect(child: _Child, status: int, results: dict[int, PodTrace], errors: l
         result = None
     if isinstance(result, tuple) and result and result[0] == "ok":
         results[child.index] = result[1]
+    elif isinstance(result, tuple) and result and result[0] == "error" and int(result[2]) == 130:
+        pass  # interrupted before it had a trace to send: the other pods' reports still count
     elif isinstance(result, tuple) and result and result[0] == "error":
         errors.append((child.index, str(result[1]), int(result[2])))
     else:

@@ -435,6 +435,9 @@ def trace_verified(target: Target, text: str, opts: TraceOptions, store: Any) ->
             apply_verdict(pod, converge((target.source, target.display), pod, text, opts, store))
         except InputError as e:  # YAML podsec cannot edit in place (aliases…): the proposal stays unchecked
             pod.notes.append(f"the mounts are not checked: the manifest cannot be patched to run them: {e.message}")
+        except KeyboardInterrupt:  # Ctrl-C between or during the checking runs: report the trace that ended
+            pod.interrupted = True
+            pod.notes.append("the mounts are not checked: interrupted before the run under them ended")
     return pod
 
 
