@@ -374,3 +374,23 @@ def test_merge_keys_are_merged_as_go_yaml_v2_does():
     # a quoted "<<" is an ordinary key, not a merge
     [(_, plain)] = parse_documents("q.yaml", 'a: 1\n"<<": 2\n')
     assert plain == {"a": 1, "<<": 2}
+
+
+def test_documents_of_one_shape_share_a_line_index_that_is_their_own():
+    """Generated streams repeat one shape under other names: the index is built once and is exactly the index
+    of each document; a value that changes how lines are read (block scalar, anchor, alias, comment, flow,
+    quotes) gives another shape."""
+    from podsec.manifest.locate import build_index, shared_index
+
+    base = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: app\n    image: {v}\n"
+    a = base.format(name="pod-1", v="registry.example/app:1")
+    b = base.format(name="another-name", v="busybox")
+    assert shared_index(a, a.split("\n")) is shared_index(b, b.split("\n"))
+    for v in ("|\n      text", ">-\n      x: y", "&x\n      k: v", "*x", "# c\n      k: v", "{a: 1}", "[1, 2]",
+              '"quoted: x"', "'q'", "!!str x"):
+        text = base.format(name="p", v=v)
+        lines = text.split("\n")
+        assert shared_index(text, lines) == build_index(lines), v
+    for text in (STYLES, DASHES, MERGE, POD):
+        for src, _ in parse_documents("f", text):
+            assert src.line_index == build_index(src.lines)

@@ -950,3 +950,27 @@ def test_checks_are_pure_and_cache_is_transparent() -> None:
             assert evaluate(md, spec, level, f"v1.{minor}").failures == direct
             assert _common._stash is _common._NO_STASH
     assert (md, spec) == before
+
+
+def test_remembered_evaluations_are_exact_and_private() -> None:
+    """A spec seen before is answered from memory: the same result as a fresh evaluation, a copy the caller may
+    change, and never another value's answer (0, false, 0.0 and NaN are different inputs)."""
+    import math
+
+    from podsec.policy import pss
+
+    spec = {"containers": [sc("a", runAsUser=0)]}
+    first = evaluate({}, spec, "restricted")
+    first.failures[0].fields.append(("changed",))
+    first.failures.pop()
+    again = evaluate({}, {"containers": [sc("a", runAsUser=0)]}, "restricted")
+    pss._MEMO.clear()
+    fresh = evaluate({}, spec, "restricted")
+    assert again == fresh and again is not fresh
+    for value in (False, 0.0, math.nan, "0", 2**70):
+        other = {"containers": [sc("a", runAsUser=value)]}
+        remembered = evaluate({}, other, "restricted")
+        pss._MEMO.clear()
+        assert evaluate({}, other, "restricted") == remembered, value
+    annotated = {"annotations": {"container.apparmor.security.beta.kubernetes.io/a": "unconfined"}}
+    assert evaluate(annotated, spec, "baseline").failures != evaluate({}, spec, "baseline").failures

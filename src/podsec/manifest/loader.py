@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from podsec.errors import InputError, one_line
-from podsec.manifest.locate import body_start, build_index, locate, looks_flow
+from podsec.manifest.locate import body_start, locate, looks_flow, shared_index
 
 _DOC_MARKER = re.compile(r"^(---|\.\.\.)(?:[ \t]|$)", re.M)
 _YAML11_TOKEN = r"[ \t]*(?:0[0-7]+|[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)[ \t]*(?=[,\]}#\r\n]|$)"
@@ -65,7 +65,7 @@ class Source:
     @property
     def line_index(self) -> dict:
         if self._index is None:
-            self._index = build_index(self.lines)
+            self._index = shared_index(self.text, self.lines)
         return self._index
 
     @property

@@ -300,6 +300,35 @@ def build_index(lines: list[str]) -> dict[tuple[PathSeg, ...], int]:
     return index
 
 
+# A line the fast path of build_index reads as "<indent>[- ]key: <plain value>": its value can be any scalar
+# without changing the index, so documents that differ only in such values (names, images, numbers: a stream of
+# generated pods) share one index. Values that start with a character that build_index treats otherwise
+# (comments, block scalars, anchors, tags, aliases, flow collections, quotes) are kept as they are.
+_PLAIN_VALUE = re.compile(r"^( *(?:-[ \t]+)?\w[\w./-]*:[ \t]+)[^\s#|>&!*{\[\"'][^\n]*", re.M)
+_SHARED_INDEXES: dict[str, dict[tuple[PathSeg, ...], int]] = {}
+SHARED_INDEX_MAX_CHARS = 4096
+"""Documents up to this size share indexes (a bounded cache: at most 512 of them are kept)."""
+
+
+def shared_index(text: str, lines: list[str]) -> dict[tuple[PathSeg, ...], int]:
+    """:func:`build_index` of ``lines`` (the lines of ``text``), shared with earlier documents of the same shape.
+
+    The shape is the text with the plain values of simple ``key: value`` lines blanked: build_index reads such a
+    line by its indent, dash, key and the class of its value only, so equal shapes give equal indexes. The index
+    returned may be shared: callers must not change it.
+    """
+    if len(text) > SHARED_INDEX_MAX_CHARS:
+        return build_index(lines)
+    shape = _PLAIN_VALUE.sub(r"\1v", text)
+    index = _SHARED_INDEXES.get(shape)
+    if index is None:
+        index = build_index(lines)
+        if len(_SHARED_INDEXES) >= 512:
+            _SHARED_INDEXES.clear()
+        _SHARED_INDEXES[shape] = index
+    return index
+
+
 @lru_cache(maxsize=256)
 def _compose_lines(text: str) -> object:
     import yaml

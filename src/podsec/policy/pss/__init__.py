@@ -103,6 +103,11 @@ def evaluate(metadata: dict | None, spec: dict | None, level: str, version: str 
         plan = _plan(level, version)
     md = metadata if isinstance(metadata, dict) else {}
     sp = spec if isinstance(spec, dict) else {}
+    key = _memo_key(level, version, md, sp) if plan else None
+    if key is not None:
+        known = _MEMO.get(key)
+        if known is not None:
+            return _copy(known)
     failures: list[CheckOutcome] = []
     if plan:
         stash_containers(sp)
@@ -113,7 +118,45 @@ def evaluate(metadata: dict | None, spec: dict | None, level: str, version: str 
                     failures.append(r)
         finally:
             stash_containers(None)
-    return PSSResult(level, version, not failures, failures)
+    result = PSSResult(level, version, not failures, failures)
+    if key is not None:
+        if len(_MEMO) >= MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[key] = _copy(result)
+    return result
+
+
+MEMO_MAX = 1024
+"""Evaluations remembered (a stream of generated pods repeats the same spec under many names)."""
+_MEMO: dict[tuple[str, str, bytes, bytes], PSSResult] = {}
+
+
+def _no_key(_obj: object) -> object:
+    raise TypeError
+
+
+def _memo_key(level: str, version: str, metadata: dict, spec: dict) -> tuple[str, str, bytes, bytes] | None:
+    """What an evaluation depends on, exactly: the level, the version, the annotations (the only metadata a check
+    reads) and the spec, as JSON. None (not remembered) for input JSON cannot spell exactly: values of other types
+    or subclasses (ruamel's, dates), integers beyond 64 bits, non-string keys, and null (which NaN also
+    becomes)."""
+    import orjson
+
+    opts = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    try:
+        sp = orjson.dumps(spec, default=_no_key, option=opts)
+        ann = orjson.dumps(metadata.get("annotations"), default=_no_key, option=opts)
+    except TypeError:
+        return None
+    if b"null" in sp or (b"null" in ann and ann != b"null") or len(sp) > 16384:
+        return None
+    return level, version, sp, ann
+
+
+def _copy(result: PSSResult) -> PSSResult:
+    """A result the caller may change without changing the remembered one."""
+    return PSSResult(result.level, result.version, result.allowed,
+                     [CheckOutcome(f.id, f.allowed, f.reason, f.detail, list(f.fields)) for f in result.failures])
 
 
 def _label_value(v: object) -> str:
