@@ -5,7 +5,9 @@ Usage: python bench/check.py [--docs 10000] [--repeat 3] [--no-checkov]
 
 ``--scale`` measures bounded memory instead: ``check`` of 100,000 small Pods (one file, and 100 files),
 for table, json and sarif output, printing wall time and the peak resident memory of the whole process
-tree (podsec and its workers, sampled from /proc every 20 ms). Goal: under 8 s and 300 MB on 2 cores.
+tree (podsec and its workers, sampled from /proc every 20 ms), its CPU time (user + system of the tree: the
+figure to compare on a shared machine) and the 1-minute load average when it ended. Goal: under 8 s and 300 MB
+on 2 cores.
 With ``--baseline-src`` (a ``src`` directory of another podsec checkout) the same runs of that code are
 printed beside, for before/after figures.
 
@@ -262,7 +264,7 @@ def scale(args: argparse.Namespace, podsec: str) -> None:
                     cpu = min(r[2] for r in runs)
                     ok = "ok" if wall < 8 and peak < 300 * 2**20 else "over goal"
                     print(f"  -o {fmt:<6} {name:<9} {wall:7.2f} s wall  {cpu:7.2f} s CPU   peak RSS "
-                          f"{peak / 2**20:7.0f} MB   ({ok})")
+                          f"{peak / 2**20:7.0f} MB   load {os.getloadavg()[0]:5.2f}   ({ok})", flush=True)
 
 
 def main() -> None:

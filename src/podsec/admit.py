@@ -43,8 +43,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from podsec import features
 from podsec.api.fielderror import FieldError
-from podsec.api.strict import StrictDecodingError, UnknownField, kubectl_error
+from podsec.api.strict import StrictDecodingError, UnknownField, drop, kubectl_error, unknown_fields
 from podsec.errors import PodsecError
 from podsec.features import STOCK, FeatureGates, GatedField
 from podsec.manifest.kinds import Workload, workload_of
@@ -205,9 +206,6 @@ def strict_decode(obj: K8sObject, wl: Workload | None, options: AdmitOptions,
                   dropped: list[tuple[K8sObject, UnknownField]]) -> list[UnknownField]:
     """Step 0: unknown fields. Refused at once when the command creates the object under strict; returned
     (kept in the object) for ``check`` under strict; dropped from the object under warn/ignore."""
-    from podsec import features
-    from podsec.api.strict import drop, unknown_fields
-
     gated = frozenset(wl.template + g.path for g in features.gated_fields(wl.spec)) if wl else frozenset()
     unknown = unknown_fields(obj.obj, options.kube_version, gated)
     if not unknown:
@@ -231,7 +229,6 @@ def admit_files(files: Iterable[str], options: AdmitOptions = AdmitOptions()) ->
 
 def admit_workload(wl: Workload, options: AdmitOptions = AdmitOptions()) -> AdmittedPod:
     """The admission of one workload (see the module docstring for the steps)."""
-    from podsec import features
     from podsec.api.defaults import pod_spec_as_created
     from podsec.api.validation import ValidationOptions, validate_pod
 

@@ -163,13 +163,14 @@ def judge(
     findings: list[Finding] = []
     resolved = resolve_pod(wl.pod_metadata(), wl.spec, images, kind=wl.kind)
     pss = evaluate(wl.metadata, wl.spec, policy.level, policy.version)
+    why = f'Pod Security Admission "{policy.level}:{policy.version}" rejects the pod.'
     for fail in pss.failures:
         paths = list(fail.fields) or [("spec",)]
         detail = f"{fail.reason} ({fail.detail})" if fail.detail else fail.reason
         findings.append(
             Finding(
                 f"PSS:{fail.id}", PSS_SEVERITY, detail, tuple(paths[0]),
-                why=f'Pod Security Admission "{policy.level}:{policy.version}" rejects the pod.',
+                why=why,
                 fix=_pss_fix(fail.id),
                 extra={"paths": [tuple(p) for p in paths]},
             )
@@ -225,9 +226,16 @@ def strict_findings(admitted: AdmittedPod) -> list[Finding]:
 def env_sources(config_objects: list[dict], namespace: str) -> Callable[[str, str], Any]:
     """ConfigMaps/Secrets in the same input, for PUID/PGID from ``envFrom``/``valueFrom``; one not given here may
     still exist in the cluster, so it is unknown (``None``), not absent."""
+    if not config_objects:
+        return _unknown_source
     from podsec.downward import ObjectStore
 
     return ObjectStore(config_objects).env_sources(namespace, missing_is_absent=False)
+
+
+def _unknown_source(kind: str, name: str) -> None:
+    """:func:`env_sources` of an input without ConfigMaps/Secrets: every one is unknown."""
+    return None
 
 
 def pod_facts(spec: dict, pod: ResolvedPod, feature_gates: frozenset[str], images: ImageLookup | None,

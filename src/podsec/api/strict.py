@@ -75,8 +75,8 @@ class Schema:
     version: str
     kinds: dict[str, str]
     types: dict[str, dict[str, str]]
-    walk: dict[str, tuple[dict[str, str], tuple[tuple[str, int, str], ...]]]
-    """Per type: its fields, and the fields to look into as (name, 0 object | 1 list | 2 map, element type)."""
+    walk: dict[str, tuple[dict[str, str], dict[str, tuple[int, str]]]]
+    """Per type: its fields, and the fields to look into as name → (0 object | 1 list | 2 map, element type)."""
 
     def root_type(self, api_version: object, kind: object) -> str | None:
         if not isinstance(api_version, str) or not isinstance(kind, str):
@@ -130,7 +130,7 @@ def schema(version: str | None = None) -> Schema:
     entry = table["versions"][minor]
     pool = table["types"]
     types = {name: pool[i] for name, i in entry["names"].items()}
-    walk = {name: (fields, tuple((k, *_compile(sub)) for k, sub in fields.items() if sub))
+    walk = {name: (fields, {k: _compile(sub) for k, sub in fields.items() if sub})
             for name, fields in types.items()}
     return Schema(minor, entry["kinds"], types, walk)
 
@@ -157,16 +157,21 @@ def unknown_fields(obj: dict, version: str | None = None,
 
 
 def _walk(value: object, tname: str, path: tuple[str | int, ...],
-          walk: dict[str, tuple[dict[str, str], tuple[tuple[str, int, str], ...]]], out: list[UnknownField]) -> None:
+          walk: dict[str, tuple[dict[str, str], dict[str, tuple[int, str]]]], out: list[UnknownField]) -> None:
     if type(value) is not dict:
         return
     fields, into = walk[tname]
     if not fields.keys() >= value.keys():
         out += [UnknownField((*path, k), tuple(fields)) for k in value if k not in fields and isinstance(k, str)]
-    for k, how, sub in into:
-        v = value.get(k)
+    # The value's own keys are looked up (a document sets few of a type's fields); the result is sorted by path
+    # at the end, so the order of this walk does not show.
+    for k, v in value.items():
         if v is None:
             continue
+        step = into.get(k)
+        if step is None:
+            continue
+        how, sub = step
         if how == 0:
             _walk(v, sub, (*path, k), walk, out)
         elif how == 1:
@@ -177,7 +182,7 @@ def _walk(value: object, tname: str, path: tuple[str | int, ...],
 
 
 def _each(items: list | dict, spelled: str, path: tuple[str | int, ...],
-          walk: dict[str, tuple[dict[str, str], tuple[tuple[str, int, str], ...]]], out: list[UnknownField],
+          walk: dict[str, tuple[dict[str, str], dict[str, tuple[int, str]]]], out: list[UnknownField],
           is_map: bool) -> None:
     how, sub = _compile(spelled)
     pairs = items.items() if is_map else enumerate(items)  # type: ignore[union-attr]

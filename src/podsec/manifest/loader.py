@@ -79,7 +79,11 @@ class Source:
             self._flow = looks_flow(self.lines)
         if self._flow:  # flow style and JSON are located by PyYAML's marks: no block index to build
             return self.first_line + locate(self.lines, self.text, path, None, True)
-        return self.first_line + locate(self.lines, self.text, path, self.line_index, False)
+        index = self.line_index
+        hit = index.get(path)  # the field itself is there (most asked for are): what locate would answer first
+        if hit is not None:
+            return self.first_line + hit
+        return self.first_line + locate(self.lines, self.text, path, index, False)
 
     @property
     def display(self) -> str:

@@ -310,6 +310,10 @@ SHARED_INDEX_MAX_CHARS = 4096
 """Documents up to this size share indexes (a bounded cache: at most 512 of them are kept)."""
 
 
+def _blank_value(m: re.Match[str]) -> str:
+    return m[1] + "v"  # (a function: re's template expansion costs twice the match)
+
+
 def shared_index(text: str, lines: list[str]) -> dict[tuple[PathSeg, ...], int]:
     """:func:`build_index` of ``lines`` (the lines of ``text``), shared with earlier documents of the same shape.
 
@@ -319,7 +323,7 @@ def shared_index(text: str, lines: list[str]) -> dict[tuple[PathSeg, ...], int]:
     """
     if len(text) > SHARED_INDEX_MAX_CHARS:
         return build_index(lines)
-    shape = _PLAIN_VALUE.sub(r"\1v", text)
+    shape = _PLAIN_VALUE.sub(_blank_value, text)
     index = _SHARED_INDEXES.get(shape)
     if index is None:
         index = build_index(lines)

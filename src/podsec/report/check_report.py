@@ -222,14 +222,26 @@ class SarifSink(Sink):
 class _Spool:
     """Lines kept in a temporary file (in memory while small), read back once."""
 
+    BATCH = 512
+    """Lines gathered before one write (a write to the spooled file costs more than joining them)."""
+
     def __init__(self) -> None:
         self.fh: IO[str] = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8",  # noqa: SIM115
                                                           newline="\n")
+        self.pending: list[str] = []
 
     def add(self, line: str) -> None:
-        self.fh.write(line + "\n")
+        self.pending.append(line)
+        if len(self.pending) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.fh.write("\n".join(self.pending) + "\n")
+            self.pending.clear()
 
     def lines(self) -> Iterable[str]:
+        self._flush()
         self.fh.seek(0)
         for line in self.fh:
             yield line[:-1]
@@ -289,11 +301,11 @@ class TableSink(Sink):
         self.nrows = 0
 
     def _result(self, r: dict) -> None:
-        who = f"{r['kind']}/{r['name']}"
+        who = one_line(f"{r['kind']}/{r['name']}")
         w = self.widths
         for f in r["findings"]:
             if at_least(f["severity"], self.min_severity):
-                row = (one_line(who), f["severity"], f["id"], one_line(f"{place(r, f['line'])} {f['field']}"),
+                row = (who, f["severity"], f["id"], one_line(f"{place(r, f['line'])} {f['field']}"),
                        one_line(f["message"]))
                 for i in range(4):
                     if len(row[i]) > w[i]:
