@@ -19,8 +19,10 @@ The rules, where two older copies disagreed, are the kubelet's:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from podsec.goquote import go_quote
@@ -41,6 +43,36 @@ class NodeInfo:
     cpu_millis: int = 1000
     memory_bytes: int = 0
     ephemeral_storage_bytes: int = 0
+
+    @classmethod
+    def from_host(cls, disk: Path | None = None) -> NodeInfo:
+        """This host standing in for the node's allocatable: hostname, CPUs, MemTotal, and the size of
+        ``disk``'s filesystem (the pod directory's, for ephemeral-storage; its nearest existing parent)."""
+        storage = 0
+        if disk is not None:
+            probe = disk
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            try:
+                sv = os.statvfs(probe)
+                storage = sv.f_blocks * sv.f_frsize
+            except OSError:
+                storage = 0
+        return cls(name=os.uname().nodename,  # gethostname(), without importing socket
+                   cpu_millis=(os.cpu_count() or 1) * 1000, memory_bytes=host_memory_bytes() or 0,
+                   ephemeral_storage_bytes=storage)
+
+
+def host_memory_bytes() -> int | None:
+    """MemTotal of this host, standing in for the node's allocatable memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 @dataclass(frozen=True, slots=True)

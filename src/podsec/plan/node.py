@@ -29,33 +29,11 @@ def _read(path: str) -> str:
         return ""
 
 
-def node_info(disk: Path | None = None) -> NodeInfo:
-    """This host standing in for the node's allocatable: hostname, CPUs, MemTotal, the size of ``disk``'s
-    filesystem (the pod directory's, for ephemeral-storage)."""
-    memory = 0
-    for line in _read("/proc/meminfo").splitlines():
-        if line.startswith("MemTotal:"):
-            memory = int(line.split()[1]) * 1024
-            break
-    storage = 0
-    if disk is not None:
-        probe = disk
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        try:
-            sv = os.statvfs(probe)
-            storage = sv.f_blocks * sv.f_frsize
-        except OSError:
-            storage = 0
-    return NodeInfo(name=os.uname().nodename, cpu_millis=(os.cpu_count() or 1) * 1000, memory_bytes=memory,
-                    ephemeral_storage_bytes=storage)
-
-
 def node_facts(disk: Path | None = None, *, ip: str | None = None) -> NodeFacts:
     """Everything :func:`podsec.plan.plan_pod` needs from the host. ``ip``: already known (a pod record)."""
     from podsec.oci.caps import read_host_cap_eff
 
-    info = node_info(disk)
+    info = NodeInfo.from_host(disk)
     try:
         own_oom = int(_read("/proc/self/oom_score_adj").strip() or 0)
     except ValueError:

@@ -67,18 +67,6 @@ def memory_volume_size(
     return size
 
 
-def node_memory_bytes() -> int | None:
-    """MemTotal of this host, standing in for the node's allocatable memory."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def check_medium(medium: object, volume: str, field: str | None = None) -> str:
     """Only the default medium and Memory can be set up here."""
     if medium in (None, MEDIUM_DEFAULT):

@@ -38,26 +38,6 @@ VOLUMES_DIR = "volumes"
 OWNED_DIRS = (subpath.SUBPATH_DIR, VOLUMES_DIR)
 
 
-def node_info_from_host(pod_dir: Path | None = None) -> NodeInfo:
-    """This host standing in for the node: hostname, CPUs, MemTotal, size of the pod dir's disk."""
-    storage = 0
-    if pod_dir is not None:
-        probe = pod_dir
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        try:
-            sv = os.statvfs(probe)
-            storage = sv.f_blocks * sv.f_frsize
-        except OSError:
-            storage = 0
-    return NodeInfo(
-        name=os.uname().nodename,  # gethostname(), without importing socket
-        cpu_millis=(os.cpu_count() or 1) * 1000,
-        memory_bytes=emptydir.node_memory_bytes() or 0,
-        ephemeral_storage_bytes=storage,
-    )
-
-
 @dataclass(slots=True)
 class PreparedVolume:
     """A volume set up on the host: where it is and how it must be mounted."""
@@ -171,7 +151,7 @@ def prepare_pod_volumes(
             metadata,
             list(objects),
             claim_dirs,
-            node or node_info_from_host(pod_dir),
+            node or NodeInfo.from_host(pod_dir),
             atomic_write_user_fields=atomic_write_user_fields,
             pod_fs_user=pod_fs_user,
         )
