@@ -26,7 +26,7 @@ FORMATS_CHECK = ("table", "json", "yaml", "sarif", "junit")
 SEVERITY_CHOICES = ("critical", "high", "medium", "low", "info")
 
 
-GLOBAL_OPTIONS = ("--root", "--state", "--max-file-size")
+GLOBAL_OPTIONS = ("--root", "--state", "--max-file-size", "--max-layer-size")
 """Options of ``podsec`` itself (each takes a value); accepted after the subcommand too, as kubectl's are."""
 
 
@@ -113,16 +113,35 @@ class PodsecGroup(click.Group):
               metavar="SIZE", callback=lambda _c, _p, v: _file_size(v),
               help="The most a manifest file may hold (64Mi, 1Gi, bytes): a device or runaway file is never read "
                    "without bound.")
+@click.option("--max-layer-size", default="16Gi", show_default=True, envvar="PODSEC_MAX_LAYER_SIZE", show_envvar=True,
+              metavar="SIZE", callback=lambda _c, _p, v: _layer_size(v),
+              help="The most one image layer may expand to when unpacked (16Gi, 500Mi, bytes); a layer beyond it, "
+                   "or beyond the free space, is refused with its size.")
 @click.pass_context
-def cli(ctx: click.Context, root: str, state: str, max_file_size: int) -> None:
+def cli(ctx: click.Context, root: str, state: str, max_file_size: int, max_layer_size: str) -> None:
     """Make Kubernetes securityContext real on one machine: check, explain and run pods.
 
-    The global options (--root, --state, --max-file-size) may also follow the subcommand.
+    The global options (--root, --state, --max-file-size, --max-layer-size) may also follow the subcommand.
     """
     from podsec.manifest import loader
 
     loader.MAX_FILE_BYTES = max_file_size
+    os.environ["PODSEC_MAX_LAYER_SIZE"] = max_layer_size  # read where layers are unpacked, the pod supervisor too
     ctx.obj = {"root": root, "state": state}
+
+
+def _layer_size(value: str) -> str:
+    """``16Gi`` → ``"17179869184"``: the unpacker (and a pod supervisor, through the environment) reads bytes."""
+    from podsec.errors import InputError
+    from podsec.volumes.quantity import quantity_value
+
+    try:
+        size = quantity_value(value)
+    except InputError:
+        size = 0
+    if size <= 0:
+        raise click.BadParameter(f"{value!r}: not a size (e.g. 16Gi, 500Mi, or bytes)", param_hint="--max-layer-size")
+    return str(size)
 
 
 def _file_size(value: str) -> int:

@@ -198,7 +198,12 @@ class ArchiveImport(StoreIndex):
                     if name in ("index.json", "oci-layout") or _BLOB_NAME_RE.fullmatch(name):
                         out = dest / name
                         out.parent.mkdir(parents=True, exist_ok=True)
-                        src = tf.extractfile(member)
+                        try:
+                            src = tf.extractfile(member)
+                        except KeyError:  # tarfile: a hard link whose target is not in the archive
+                            raise ImageError(f"broken oci-archive: {name} is a hard link to "
+                                             f"{member.linkname!r}, which is not in the archive",
+                                             file=str(path)) from None
                         if src is None:
                             continue
                         with src, open(out, "wb") as f:
@@ -231,6 +236,9 @@ class ArchiveImport(StoreIndex):
                 data = f.read(_JSON_LIMIT) if f else b""
         except StopIteration as e:
             raise ImageError("docker-archive has no manifest.json", file=str(path)) from e
+        except KeyError:  # manifest.json is a hard link to a member that is not there
+            raise ImageError("broken docker-archive: manifest.json is a hard link to a missing member",
+                             file=str(path)) from None
         except (tarfile.TarError, OSError, EOFError) as e:
             raise ImageError(f"broken docker-archive: {e}", file=str(path)) from e
         try:

@@ -60,6 +60,19 @@ class SkopeoPull(ArchiveImport):
             raise ImageError("skopeo is not installed; it is needed to pull images and read docker archives")
         return exe
 
+    def _skopeo_env(self, src: str) -> dict[str, str]:
+        """skopeo's temporary files and its blob-info cache under ``--root``, not ``/var/tmp`` and
+        ``/var/lib/containers/cache``.
+
+        skopeo 1.9 has no option for the cache: containers/image puts it under ``$XDG_DATA_HOME`` for a
+        rootless user, whom it recognises by ``_CONTAINERS_ROOTLESS_UID``. That is set for every source but
+        ``containers-storage:``, where it would also move the storage it reads to the rootless one."""
+        env = dict(os.environ, TMPDIR=str(self.tmp_dir))
+        if not src.startswith("containers-storage:"):
+            env.update({"_CONTAINERS_ROOTLESS_UID": str(os.geteuid() or 65534),
+                        "XDG_DATA_HOME": str(self.root / "cache")})
+        return env
+
     def _skopeo_copy(self, src: str, extra: builtins.list[str], layout: Path, where: str) -> dict[str, Any]:
         """``skopeo copy src oci:<layout>`` with blobs written straight into the store's blob dir."""
         if ":" in str(layout):
@@ -71,7 +84,7 @@ class SkopeoPull(ArchiveImport):
             "copy", "--quiet", "--dest-oci-accept-uncompressed-layers",
             "--dest-shared-blob-dir", str(self.blobs_dir), *extra, src, f"oci:{layout}:image",
         ]  # fmt: skip
-        env = dict(os.environ, TMPDIR=str(self.tmp_dir))
+        env = self._skopeo_env(src)
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
         except OSError as e:

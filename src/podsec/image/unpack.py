@@ -43,6 +43,53 @@ _BZIP2_MAGIC = b"BZh"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _CHUNK = 1 << 20
 
+MAX_LAYER_SIZE_ENV = "PODSEC_MAX_LAYER_SIZE"
+"""Set by ``podsec --max-layer-size`` (so the detached pod supervisor, which unpacks lazily, inherits it)."""
+DEFAULT_MAX_LAYER_SIZE = 16 << 30
+
+
+def max_layer_size() -> int:
+    """The most bytes one layer may expand to: ``$PODSEC_MAX_LAYER_SIZE`` (bytes; the CLI turns ``16Gi`` into
+    them), else 16 GiB."""
+    raw = os.environ.get(MAX_LAYER_SIZE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_LAYER_SIZE
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ImageError(f"{MAX_LAYER_SIZE_ENV}={raw!r}: not a size in bytes (podsec --max-layer-size takes 16Gi)")
+    return int(raw)
+
+
+def human_bytes(n: int) -> str:
+    """``3.0 GiB``: binary units, as the cap is given."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@dataclass(slots=True)
+class LayerBudget:
+    """How much a layer may still write: the cap per layer, and what is left free on the filesystem
+    (shared by the layers of one image). Counted from the tar headers before any byte is written, so a
+    3 MB gzip or a 1.5 KiB sparse tar that expands to 3 GiB is refused at once."""
+
+    cap: int
+    free: int | None = None
+    used: int = 0
+
+    def take(self, size: int, name: str, label: str) -> None:
+        self.used += size
+        if self.used > self.cap:
+            raise ImageError(
+                f"layer expands to more than {human_bytes(self.cap)} (the --max-layer-size cap): "
+                f"{human_bytes(self.used)} by {name!r}", file=label)
+        if self.free is not None and self.used > self.free:
+            raise ImageError(
+                f"layer expands to more than the {human_bytes(self.free)} free where the image store unpacks: "
+                f"{human_bytes(self.used)} by {name!r}", file=label)
+
 
 @dataclass(slots=True)
 class UnpackReport:
@@ -146,9 +193,12 @@ def _mtime_ns(member: tarfile.TarInfo) -> int:
 class _Applier:
     """Applies one layer's entries to the tree under ``root_fd``."""
 
-    def __init__(self, root_fd: int, report: UnpackReport) -> None:
+    def __init__(self, root_fd: int, report: UnpackReport, budget: LayerBudget | None = None,
+                 label: str = "") -> None:
         self.root_fd = root_fd
         self.report = report
+        self.budget = budget
+        self.label = label
         self.is_root = os.geteuid() == 0
         self.created: set[tuple[str, ...]] = set()
         self.dirs: list[tuple[tuple[str, ...], int, int]] = []  # parts, mode, mtime_ns
@@ -293,6 +343,8 @@ class _Applier:
         self._xattrs(fd, member)
 
     def _regular(self, tf: tarfile.TarFile, parent: int, name: str, member: tarfile.TarInfo) -> None:
+        if self.budget is not None:
+            self.budget.take(member.size, member.name, self.label)
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
         try:
             src = tf.extractfile(member)
@@ -366,8 +418,9 @@ class _Applier:
                 os.close(fd)
 
 
-def _apply(stream: IO[bytes], root_fd: int, label: str, report: UnpackReport) -> None:
-    applier = _Applier(root_fd, report)
+def _apply(stream: IO[bytes], root_fd: int, label: str, report: UnpackReport,
+           budget: LayerBudget | None = None) -> None:
+    applier = _Applier(root_fd, report, budget, label)
     try:
         tf = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
     except tarfile.ReadError as e:
@@ -403,12 +456,14 @@ def unpack_layer(
     *,
     diff_id: str | None = None,
     report: UnpackReport | None = None,
+    budget: LayerBudget | None = None,
 ) -> UnpackReport:
     """Apply one layer (a path or a binary file object; tar, gzip, zstd, bzip2 or xz) onto ``dest``.
 
     With ``diff_id`` (``sha256:<hex>`` of the uncompressed tar) the content is verified; a
     mismatch raises ImageError after the entries were applied, so callers unpack into a
-    temporary directory they can throw away.
+    temporary directory they can throw away. ``budget`` bounds what the layer may write
+    (default: :func:`max_layer_size` and the free space under ``dest``).
     """
     report = report if report is not None else UnpackReport()
     label = str(src) if isinstance(src, (str, Path)) else getattr(src, "name", "<layer>")
@@ -417,6 +472,8 @@ def unpack_layer(
         root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise ImageError(f"cannot open unpack destination: {e.strerror}", file=str(dest)) from e
+    if budget is None:
+        budget = LayerBudget(max_layer_size(), free_bytes(root_fd))
     try:
         with contextlib.ExitStack() as stack:
             if isinstance(src, (str, Path)):
@@ -430,7 +487,7 @@ def unpack_layer(
             try:
                 with decompressed(raw, label) as plain:
                     hasher = _HashingReader(plain, algo)
-                    _apply(io.BufferedReader(hasher, _CHUNK), root_fd, label, report)
+                    _apply(io.BufferedReader(hasher, _CHUNK), root_fd, label, report, budget)
                     hasher.drain()
             except (OSError, EOFError, tarfile.TarError, gzip.BadGzipFile, ValueError) as e:
                 if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -445,15 +502,35 @@ def unpack_layer(
     return report
 
 
+def free_bytes(fd: int) -> int | None:
+    """Bytes an unprivileged writer may still use on the filesystem of ``fd`` (root may use a little more)."""
+    try:
+        st = os.fstatvfs(fd)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
 def unpack_layers(
     layers: Iterable[Path | str | BinaryIO | tuple[Path, str | None]],
     dest: Path,
 ) -> UnpackReport:
-    """Apply layers bottom-up; an item may be ``(path, diff_id)`` to verify it."""
+    """Apply layers bottom-up; an item may be ``(path, diff_id)`` to verify it. Each layer may expand
+    to :func:`max_layer_size`; all of them together to the free space under ``dest`` when they started."""
     report = UnpackReport()
+    cap = max_layer_size()
+    dest.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        free = free_bytes(fd)
+    finally:
+        os.close(fd)
     for layer in layers:
+        budget = LayerBudget(cap, free)
         if isinstance(layer, tuple):
-            unpack_layer(layer[0], dest, diff_id=layer[1], report=report)
+            unpack_layer(layer[0], dest, diff_id=layer[1], report=report, budget=budget)
         else:
-            unpack_layer(layer, dest, report=report)
+            unpack_layer(layer, dest, report=report, budget=budget)
+        if free is not None:
+            free -= budget.used
     return report
