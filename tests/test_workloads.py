@@ -290,3 +290,22 @@ def test_parallel_apply_of_one_pod_creates_it_once(podsec: Podsec, tmp_path: Pat
     outs = sorted(r.stdout for r in results)
     assert outs == ["pod/racer created\n"] + ["pod/racer unchanged\n"] * 9
     assert podsec.run("delete", "-n", "wl-race", "racer").returncode == 0
+
+
+@pytest.mark.runtime
+def test_readme_deployment_example(podsec: Podsec) -> None:
+    """The README's ``podsec run -f examples/hello-deployment.yaml``: its lines, with the pod's random suffix."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = Path(__file__).resolve().parents[1] / "examples" / "hello-deployment.yaml"
+    out = podsec.run("run", "--rm", "--timeout", "5s", "-f", str(example))
+    assert out.returncode == 124, out.stderr
+    lines = out.stdout.splitlines()
+    name = lines[0].split()[2].rstrip(",")
+    h = name.split("-")[1]
+    assert h == "65c5555c86"  # the README shows this hash: the same template always gives it
+    assert re.fullmatch(rf"hello-{h}-[{ALPHANUMS}]{{5}}", name)
+    assert lines == [f"I am {name}, uid 1000", 'app="hello"', f'pod-template-hash="{h}"']
+    note = "podsec: deployment.apps/hello asks for replicas: 3; podsec runs one pod on this machine"
+    assert out.stderr.splitlines() == [note, f"podsec: pod {name} stopped after --timeout 5s"]
+    for line in (note, 'app="hello"', "I am hello-65c5555c86-4ql9x, uid 1000"):
+        assert line in readme
