@@ -382,7 +382,13 @@ def trace_pod(target: Target, opts: TraceOptions, store: Any) -> tuple[PodTrace,
     created = False
     start = time.time()
     try:
-        lifecycle.create_pod_dir(paths, record)
+        try:
+            lifecycle.create_pod_dir(paths, record)
+        except lifecycle.PodExists:
+            raise  # not ours
+        except BaseException:
+            created = True  # interrupted half-way (Ctrl-C while pod.json is written): ours to clean up
+            raise
         created = True
         runner = TraceRunner(paths, record, store=store, duration=opts.duration, sink=sink)
         runner.run()
