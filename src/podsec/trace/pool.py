@@ -107,8 +107,6 @@ def run_parallel(jobs: Sequence[Callable[[], PodTrace]], limit: int) -> list[Pod
         for s, h in saved.items():
             signal.signal(s, h)
         sel.close()
-    if stop:  # a child interrupted before its pod began has nothing to report: it never ran, like a pending job
-        errors = [e for e in errors if e[2] != 130]
     if errors:
         index, message, code = min(errors)
         err = RuntimeFailure(message) if code == 1 else PodsecError(message)
