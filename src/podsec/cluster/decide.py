@@ -219,6 +219,11 @@ class Decider:
         return None
 
     def _policy(self, req: dict) -> tuple[NamespacePolicy, list[str]] | Decision:
+        """The namespace's policy and label errors, or the final Decision when the request is exempt or the
+        namespace cannot be read (PSA's order: exemptions before the namespace lookup)."""
+        exempt = self._exempt(req)
+        if exempt is not None:
+            return exempt
         ns = req.get("namespace") or ""
         try:
             labels = self.labels_of(ns)
@@ -233,9 +238,6 @@ class Decider:
         sub = req.get("subResource") or ""
         if sub in IGNORED_POD_SUBRESOURCES:
             return Decision()
-        exempt = self._exempt(req)
-        if exempt is not None:
-            return exempt
         found = self._policy(req)
         if isinstance(found, Decision):
             return found
@@ -262,9 +264,6 @@ class Decider:
     def _controller(self, req: dict, key: tuple[str, str]) -> Decision:
         if req.get("subResource"):
             return Decision()
-        exempt = self._exempt(req)
-        if exempt is not None:
-            return exempt
         found = self._policy(req)
         if isinstance(found, Decision):
             return found
